@@ -1,0 +1,31 @@
+# The README's commands. Everything runs inside .venv, created on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# CPU torch from local wheels; a bare `torch` requirement would pull a multi-GB CUDA build.
+TORCH_CPU := torch==2.13.0
+DATA := data/digits
+RUNS := runs
+
+.PHONY: venv demo test lint clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_CPU)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: venv
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/python -m pipeline.demo --data $(DATA) --runs $(RUNS)
+
+test: venv
+	WANDB_MODE=offline $(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check pipeline tests
+
+clean:
+	rm -rf $(VENV) $(RUNS) data

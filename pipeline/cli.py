@@ -1,0 +1,139 @@
+"""`ganpipe`: data | train | sample | eval. Thin: parse, load the config, call the stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+SOURCES = ("digits", "mog-ring", "mog-grid")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="ganpipe", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="build datasets").add_subparsers(
+        dest="action", required=True
+    )
+    build = data.add_parser("build", help="write WebDataset shards and index.json")
+    build.add_argument("source", choices=SOURCES)
+    build.add_argument("--out", type=Path, required=True, help="output directory")
+    build.add_argument("--resolution", type=int, default=32, help="image side (digits)")
+    build.add_argument("--shard-size", type=int, default=200, help="samples per shard")
+    build.add_argument("--samples", type=int, default=100_000, help="training points (mog)")
+    build.add_argument("--seed", type=int, default=0, help="sampling seed (mog)")
+
+    train = sub.add_parser("train", help="train a GAN (also: python -m pipeline.train)")
+    add_train_arguments(train)
+
+    sample = sub.add_parser("sample", help="write EMA-generator samples to .npz")
+    sample.add_argument("--run", type=Path, required=True)
+    sample.add_argument("--n", type=int, required=True)
+    sample.add_argument("--out", type=Path, required=True)
+    sample.add_argument("--seed", type=int, default=0)
+
+    evaluate = sub.add_parser("eval", help="evaluate the latest checkpoint, print JSON")
+    evaluate.add_argument("--run", type=Path, required=True)
+    evaluate.add_argument("--n", type=int, default=None, help="samples (default eval.n_samples)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    return top
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML experiment file (configs/)")
+    p.add_argument("--run-dir", type=Path, help="default: runs/<name>")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr_d=4e-4")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as err:
+        print(f"ganpipe: error: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from pipeline.data.shards import build
+
+    index = build(
+        args.source,
+        args.out,
+        resolution=args.resolution,
+        shard_size=args.shard_size,
+        n_train=args.samples,
+        seed=args.seed,
+    )
+    counts = {name: split["samples"] for name, split in index["splits"].items()}
+    print(f"wrote {args.out}: {counts} samples, shape {index['shape']}, {index['classes']} classes")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pipeline import run_dir as runs
+    from pipeline.config import load_config
+    from pipeline.train.loop import train
+
+    if args.config is None:
+        if not (args.resume and args.run_dir):
+            raise UserError("train needs --config FILE (or --resume --run-dir DIR)")
+        config = load_config(args.run_dir / runs.CONFIG, args.overrides)
+    else:
+        config = load_config(args.config, args.overrides)
+    train(config, args.run_dir or Path("runs") / config.name, resume=args.resume)
+    _exit_distributed()
+    return 0
+
+
+def _exit_distributed() -> None:
+    """gloo can abort at interpreter exit after a multi-process run: leave cleanly instead."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from pipeline.run_dir import load_generator
+    from pipeline.sampling import generate
+
+    generator, config, _, step = load_generator(args.run)
+    samples, labels = generate(generator, args.n, args.seed, config.eval.batch_size)
+    arrays = {"samples": samples.numpy()}
+    if labels is not None:
+        arrays["labels"] = labels.numpy()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, **arrays)
+    print(f"wrote {args.n} samples from step {step} to {args.out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pipeline.metrics.evaluate import evaluate
+    from pipeline.run_dir import load_generator, write_json
+
+    generator, config, index, step = load_generator(args.run)
+    n = args.n or config.eval.n_samples
+    metrics = evaluate(generator, config.data.dir, index, n, args.seed, config.eval.batch_size)
+    metrics = {"step": step, **metrics}
+    write_json(args.run / "eval.json", metrics)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""The experiment schema: dataclasses, YAML files, dotted overrides, one-line errors.
+
+A config file is a nested mapping that mirrors `Config`. Command-line overrides such as
+`train.lr_d=4e-4` are applied on top. Every value is checked against the schema: an unknown
+key, a wrong type or a value out of range raises `UserError` naming the key path and what is
+accepted, so a typo never trains the wrong experiment silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import UserError
+
+
+def choice(default: str, *options: str) -> Any:
+    """A string field restricted to `options`."""
+    return field(default=default, metadata={"choices": (default, *options)})
+
+
+def bounded(default: float, low: float | None = None, high: float | None = None) -> Any:
+    """A numeric field with inclusive bounds."""
+    return field(default=default, metadata={"low": low, "high": high})
+
+
+@dataclass
+class DataConfig:
+    dir: str = "data/digits"  # shard directory written by `ganpipe data build`
+    shuffle_buffer: int = bounded(1000, 0)
+    workers: int = bounded(0, 0)
+
+
+@dataclass
+class ModelConfig:
+    family: str = choice("dcgan", "mlp")
+    z_dim: int = bounded(64, 1)
+    width: int = bounded(32, 1)  # G; dcgan: channels at full resolution; mlp: hidden units
+    d_width: int = bounded(32, 1)  # the same for D
+    depth: int = bounded(4, 1)  # mlp only: hidden layers of G
+    d_depth: int = bounded(3, 1)  # mlp only: hidden layers of D
+    conditional: bool = False  # class-conditional G and projection D
+    spectral_norm_g: bool = False
+    spectral_norm_d: bool = True
+
+
+@dataclass
+class TrainConfig:
+    steps: int = bounded(2000, 1)  # generator steps in total
+    batch_size: int = bounded(64, 1)  # per process and per micro-batch
+    grad_accum: int = bounded(1, 1)  # micro-batches per optimizer step
+    n_dis: int = bounded(1, 1)  # discriminator steps per generator step
+    loss: str = choice("hinge", "nonsat")
+    lr_g: float = bounded(1e-4, 0.0)
+    lr_d: float = bounded(4e-4, 0.0)
+    betas_g: list[float] = field(default_factory=lambda: [0.0, 0.999])
+    betas_d: list[float] = field(default_factory=lambda: [0.0, 0.999])
+    ema_decay: float = bounded(0.999, 0.0, 1.0)
+    ema_start: int = bounded(0, 0)  # steps during which the EMA copies G instead of averaging
+    mixed_precision: str = choice("no", "bf16")
+    log_every: int = bounded(50, 1)
+    eval_every: int = bounded(500, 1)
+    sample_every: int = bounded(500, 1)
+    checkpoint_every: int = bounded(500, 1)
+    keep_checkpoints: int = bounded(2, 1)
+
+
+@dataclass
+class EvalConfig:
+    n_samples: int = bounded(10000, 1)  # the final evaluation (`ganpipe eval`, end of training)
+    n_samples_during_training: int = bounded(2000, 1)
+    batch_size: int = bounded(500, 1)
+    grid_size: int = bounded(100, 1)  # images in each sample grid
+
+
+@dataclass
+class TrackingConfig:
+    wandb: bool = True
+    project: str = "gan-pipeline"
+    group: str = ""  # W&B run group, e.g. the experiment family
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Read a YAML file (or start from defaults), apply `key.path=value` overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist; see configs/ for examples")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UserError(f"{path}: not valid YAML ({err})") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"{path}: expected a mapping of config sections at the top level")
+    for item in overrides:
+        _apply_override(raw, item)
+    config = build(Config, raw, "")
+    _check_cross_fields(config)
+    return config
+
+
+def _check_cross_fields(config: Config) -> None:
+    for name in ("betas_g", "betas_d"):
+        betas = getattr(config.train, name)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise UserError(f"train.{name}: {betas!r}, accepted: two numbers in [0, 1)")
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"override {item!r}: expected key.path=value, e.g. train.lr_d=4e-4")
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"override {item!r}: {part} is a value, not a section")
+    node[leaf] = yaml.safe_load(text) if text else ""
+
+
+def build(cls: type, raw: Any, prefix: str) -> Any:
+    """Turn a mapping into the dataclass `cls`, checking every key and value."""
+    where = prefix or "the top level"
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a section (mapping), got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"did you mean {prefix}{close[0]}? " if close else ""
+            raise UserError(
+                f"unknown config key {prefix}{key}: {hint}accepted: {', '.join(fields)}"
+            )
+    values = {}
+    for name, f in fields.items():
+        if name in raw:
+            values[name] = _check(hints[name], raw[name], f"{prefix}{name}", f.metadata)
+    return cls(**values)
+
+
+def _check(hint: Any, value: Any, path: str, meta: Any) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, f"{path}.")
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        (item_type,) = typing.get_args(hint)[:1]
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{path}: expected a list of {item_type.__name__}, got {value!r}")
+        return [_check(item_type, v, f"{path}[{i}]", {}) for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"{path}: union types are not supported in the schema")
+    value = _coerce(hint, value, path)
+    if "choices" in meta and value not in meta["choices"]:
+        raise UserError(f"{path}: {value!r} is not one of {', '.join(meta['choices'])}")
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and value < low or high is not None and value > high:
+        accepted = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise UserError(f"{path}: {value!r} is out of range, accepted: {accepted}")
+    return value
+
+
+def _coerce(hint: type, value: Any, path: str) -> Any:
+    """Accept what YAML naturally produces for each type (YAML 1.1 reads `4e-4` as a string)."""
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise UserError(f"{path}: expected {hint.__name__}, got {value!r}")

@@ -1,0 +1,1 @@
+"""Data sources -> WebDataset shards + index.json, and the shard reader."""

@@ -1,0 +1,1 @@
+"""Evaluation: feature extractors, FID, precision/recall/density/coverage, mode counting."""

@@ -1,0 +1,5 @@
+"""Generator and discriminator families, picked by `model.family` in the config."""
+
+from pipeline.models.registry import build_models
+
+__all__ = ["build_models"]

@@ -1,0 +1,35 @@
+"""Draw samples from a generator, reproducibly: the same seed gives the same samples."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def latents(
+    n: int, z_dim: int, n_classes: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Noise from a private generator; classes balanced (0, 1, ..., C-1, 0, ...) if conditional."""
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, z_dim, generator=generator)
+    return z, torch.arange(n) % n_classes if n_classes else None
+
+
+@torch.no_grad()
+def generate(
+    generator: nn.Module,
+    n: int,
+    seed: int,
+    batch_size: int = 500,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`n` samples on the CPU (float32), with their labels when the generator is conditional."""
+    z, y = latents(n, generator.z_dim, generator.n_classes, seed)
+    was_training = generator.training
+    generator.eval()
+    chunks = []
+    for i in range(0, n, batch_size):
+        yb = None if y is None else y[i : i + batch_size].to(device)
+        chunks.append(generator(z[i : i + batch_size].to(device), yb).float().cpu())
+    generator.train(was_training)
+    return torch.cat(chunks), y

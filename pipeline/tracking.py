@@ -1,0 +1,93 @@
+"""Where a run's numbers and pictures go: a local metrics.jsonl and PNGs always, W&B (through
+accelerate's tracker) when enabled. Only the main process logs. A tracker failure never stops
+training: it costs one warning and the run goes on with the local files."""
+
+from __future__ import annotations
+
+import json
+import netrc
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+from PIL import Image
+
+from pipeline.config import Config
+
+
+def _has_wandb_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def notice(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Tracker:
+    def __init__(self, accelerator: Accelerator, config: Config, run_dir: Path, run_id: str):
+        self.accelerator = accelerator
+        self.enabled = accelerator.is_main_process
+        self.wandb = False
+        if not self.enabled:
+            return
+        self.jsonl = (run_dir / "metrics.jsonl").open("a")
+        if config.tracking.wandb:
+            self.wandb = self._start_wandb(config, run_dir, run_id)
+
+    def _start_wandb(self, config: Config, run_dir: Path, run_id: str) -> bool:
+        if not os.environ.get("WANDB_MODE") and not _has_wandb_key():
+            os.environ["WANDB_MODE"] = "offline"
+            notice(
+                f"W&B: no API key found, logging offline to {run_dir}/wandb "
+                "(upload later with `wandb sync`)"
+            )
+        kwargs = {"dir": str(run_dir), "id": run_id, "resume": "allow", "name": config.name}
+        if config.tracking.group:
+            kwargs["group"] = config.tracking.group
+        try:
+            self.accelerator.init_trackers(
+                config.tracking.project, config=config.to_dict(), init_kwargs={"wandb": kwargs}
+            )
+            return True
+        except Exception as err:  # any W&B failure: keep training on local files
+            notice(
+                f"W&B could not start ({type(err).__name__}: {err}); "
+                "continuing with metrics.jsonl only"
+            )
+            return False
+
+    def log(self, values: dict[str, Any], step: int) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"step": step, **values}) + "\n")
+        self.jsonl.flush()
+        if self.wandb:
+            numbers = {k: v for k, v in values.items() if isinstance(v, (int, float))}
+            self._guard(lambda: self.accelerator.log(numbers, step=step))
+
+    def image(self, key: str, image: Image.Image, step: int) -> None:
+        if self.wandb:
+            import wandb
+
+            run = self.accelerator.get_tracker("wandb", unwrap=True)
+            self._guard(lambda: run.log({key: wandb.Image(image)}, step=step))
+
+    def _guard(self, call) -> None:
+        try:
+            call()
+        except Exception as err:
+            notice(f"W&B logging failed ({err}); W&B is off for the rest of this run")
+            self.wandb = False
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+        if self.wandb:
+            self._guard(self.accelerator.end_training)

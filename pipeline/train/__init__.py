@@ -1,0 +1,1 @@
+"""Training: losses, EMA, checkpoints and the loop. `python -m pipeline.train` runs it."""

@@ -1,0 +1,225 @@
+"""The training loop: D step(s) -> G step -> EMA -> (every N steps) log, samples, eval, checkpoint.
+
+Runs unchanged on one CPU process or under `accelerate launch` on many GPUs: Accelerate wraps
+the models for data parallelism and mixed precision; each rank reads its own shards.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm import tqdm
+
+from pipeline import run_dir as runs
+from pipeline.config import Config
+from pipeline.data.reader import read_index, training_batches
+from pipeline.metrics.evaluate import evaluate
+from pipeline.models import build_models
+from pipeline.sampling import generate
+from pipeline.tracking import Tracker
+from pipeline.train import checkpoint
+from pipeline.train.ema import EMA
+from pipeline.train.losses import LOSSES
+from pipeline.train.steps import GAN, discriminator_step, generator_step
+from pipeline.visual import image_grid, scatter
+
+
+def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
+    cfg = config.train
+    accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision, log_with="wandb" if config.tracking.wandb else None
+    )
+    rank, world, main = (
+        accelerator.process_index,
+        accelerator.num_processes,
+        accelerator.is_main_process,
+    )
+    index = read_index(config.data.dir)  # fails early, on every rank, if the data is missing
+    if main:
+        runs.start(run_dir, config, resume)
+    accelerator.wait_for_everyone()
+    info = runs.read_info(run_dir)
+
+    set_seed(config.seed)  # identical initial weights on every rank
+    G, D = build_models(config.model, index)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas_d))
+    G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
+    gan = GAN(accelerator, G, D, opt_g, opt_d, LOSSES[cfg.loss], cfg.grad_accum)
+    ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
+
+    step, images_seen = 0, 0
+    set_seed(config.seed + rank)  # different noise on each rank
+    if resume:
+        step, images_seen = restore(gan, ema, run_dir, rank)
+    batches = training_batches(
+        config.data.dir,
+        cfg.batch_size,
+        seed=f"{config.seed}@{step}",
+        rank=rank,
+        world=world,
+        shuffle_buffer=config.data.shuffle_buffer,
+        workers=config.data.workers,
+    )
+    tracker = Tracker(accelerator, config, run_dir, info["run_id"])
+    global_batch = cfg.batch_size * world * cfg.grad_accum
+    if main:
+        tracker.log({"global_batch": global_batch, "processes": world}, step)
+        print(
+            f"run {run_dir}: {world} process(es), global batch {global_batch} "
+            f"({cfg.batch_size} x {world} processes x {cfg.grad_accum} accumulation), "
+            f"steps {step} -> {cfg.steps}",
+            flush=True,
+        )
+
+    shards: set[str] = set()
+    window = Window()
+    progress = tqdm(total=cfg.steps, initial=step, disable=not main, unit="step", mininterval=1)
+    while step < cfg.steps:
+        for _ in range(cfg.n_dis):
+            window.add(discriminator_step(gan, batches, shards))
+        window.add(generator_step(gan, cfg.batch_size))
+        ema.update(gan.g_bare, step)
+        step += 1
+        images_seen += cfg.n_dis * global_batch
+        progress.update()
+        last = step == cfg.steps
+
+        if step % cfg.log_every == 0 or last:
+            values = window.summary(cfg.n_dis * global_batch)
+            tracker.log({**values, "images_seen": images_seen}, step)
+            progress.set_postfix(
+                img_s=f"{values['img_per_s']:.0f}",
+                d=f"{values['loss_d']:.3f}",
+                g=f"{values['loss_g']:.3f}",
+                refresh=False,
+            )
+        if main and (step % cfg.sample_every == 0 or last):
+            write_samples(ema.model, config, index, run_dir, tracker, step, accelerator.device)
+        if main and (step % cfg.eval_every == 0 or last):
+            metrics = evaluate(
+                ema.model,
+                config.data.dir,
+                index,
+                config.eval.n_samples_during_training,
+                seed=config.seed,
+                batch_size=config.eval.batch_size,
+                device=accelerator.device,
+            )
+            tracker.log({f"eval/{k}": v for k, v in metrics.items() if k != "protocol"}, step)
+            progress.write(f"step {step}: " + headline(metrics))
+        if step % cfg.checkpoint_every == 0 or last:
+            save(gan, ema, run_dir, step, images_seen, info["run_id"], cfg.keep_checkpoints)
+        accelerator.wait_for_everyone()
+
+    progress.close()
+    runs.write_json(
+        run_dir / "ranks" / f"rank{rank}.json",
+        {
+            "rank": rank,
+            "processes": world,
+            "step": step,
+            "images_seen": images_seen,
+            "shards_read": sorted(shards),
+            "parameters": {
+                "G": runs.parameter_digest(gan.g_bare),
+                "D": runs.parameter_digest(gan.d_bare),
+            },
+        },
+    )
+    tracker.close()
+    accelerator.wait_for_everyone()
+    return run_dir
+
+
+class Window:
+    """Loss statistics since the last log line, kept on the device until they are printed."""
+
+    def __init__(self):
+        self.sums: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+        self.steps, self.start = 0, time.perf_counter()
+
+    def add(self, stats: dict[str, Any]) -> None:
+        n = stats.pop("n")
+        for key, value in stats.items():
+            self.sums[key] = self.sums.get(key, 0) + value
+            self.counts[key] = self.counts.get(key, 0) + n
+        self.steps += "loss_g" in stats
+
+    def summary(self, images_per_step: int) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.start
+        out = {k: float(v) / self.counts[k] for k, v in self.sums.items()}  # syncs here only
+        out["img_per_s"] = self.steps * images_per_step / max(elapsed, 1e-9)
+        self.__init__()
+        return out
+
+
+def headline(metrics: dict[str, Any]) -> str:
+    if "fid" in metrics:
+        return (
+            f"digits-FID {metrics['fid']:.3f} (floor {metrics['fid_floor']:.3f}), "
+            f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
+            f"digits {metrics['digits_covered']}/10"
+        )
+    return (
+        f"modes {metrics['modes']}/{metrics['modes_total']}, "
+        f"high-quality {metrics['high_quality_percent']:.1f}%, "
+        f"reverse KL {metrics['reverse_kl']:.4f}"
+    )
+
+
+def write_samples(
+    generator, config: Config, index, run_dir: Path, tracker, step: int, device
+) -> None:
+    """A picture from the same fixed noise at every step, so runs and steps compare by eye."""
+    if index["kind"] == "points":
+        points, _ = generate(generator, 2500, config.seed, device=device)
+        picture = scatter(points, means=torch.tensor(index["mixture"]["means"]).numpy())
+    else:
+        images, _ = generate(generator, config.eval.grid_size, config.seed, device=device)
+        picture = image_grid(images, columns=generator.n_classes or None)
+    picture.save(run_dir / "samples" / f"step-{step:08d}.png")
+    tracker.image("samples/ema", picture, step)
+
+
+def save(gan: GAN, ema: EMA, run_dir: Path, step: int, images_seen: int, run_id: str, keep: int):
+    acc = gan.accelerator
+    stage = checkpoint.staging(run_dir, step)
+    checkpoint.write(stage / f"rng-rank{acc.process_index}.pt", checkpoint.rng_state())
+    if acc.is_main_process:
+        checkpoint.write(
+            stage / checkpoint.STATE,
+            {
+                "step": step,
+                "images_seen": images_seen,
+                "run_id": run_id,
+                "G": gan.g_bare.state_dict(),
+                "D": gan.d_bare.state_dict(),
+                "G_ema": ema.state_dict(),
+                "opt_g": gan.opt_g.state_dict(),
+                "opt_d": gan.opt_d.state_dict(),
+            },
+        )
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        checkpoint.publish(run_dir, step, keep)
+
+
+def restore(gan: GAN, ema: EMA, run_dir: Path, rank: int) -> tuple[int, int]:
+    latest = checkpoint.latest(run_dir)
+    state = checkpoint.load(latest / checkpoint.STATE)
+    gan.g_bare.load_state_dict(state["G"])
+    gan.d_bare.load_state_dict(state["D"])
+    ema.load_state_dict(state["G_ema"])
+    gan.opt_g.load_state_dict(state["opt_g"])
+    gan.opt_d.load_state_dict(state["opt_d"])
+    rng = latest / f"rng-rank{rank}.pt"
+    if rng.is_file():  # absent when resuming on more processes than the run had
+        checkpoint.set_rng_state(checkpoint.load(rng))
+    return state["step"], state["images_seen"]
