@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/python -m pipeline.demo --data $(DATA) --runs $(RUNS)
+	$(BIN)/python -m pipeline.demo --data $(DATA) --runs $(RUNS)
 
 test: venv
 	WANDB_MODE=offline $(BIN)/python -m pytest -q

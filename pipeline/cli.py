@@ -81,10 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.train.loop import train
 
-    if args.config is None:
-        if not (args.resume and args.run_dir):
-            raise UserError("train needs --config FILE (or --resume --run-dir DIR)")
-        config = load_config(args.run_dir / runs.CONFIG, args.overrides)
+    if args.config is None and args.resume and args.run_dir:
+        config = load_config(args.run_dir / runs.CONFIG, args.overrides)  # the run's own config
     else:
         config = load_config(args.config, args.overrides)
     train(config, args.run_dir or Path("runs") / config.name, resume=args.resume)

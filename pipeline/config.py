@@ -147,7 +147,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
 
 def build(cls: type, raw: Any, prefix: str) -> Any:
     """Turn a mapping into the dataclass `cls`, checking every key and value."""
-    where = prefix or "the top level"
+    where = prefix.rstrip(".") or "the top level"
     if not isinstance(raw, dict):
         raise UserError(f"{where}: expected a section (mapping), got {raw!r}")
     hints = typing.get_type_hints(cls)

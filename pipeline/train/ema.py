@@ -9,21 +9,29 @@ from torch import nn
 
 
 class EMA:
-    """Parameters averaged with `decay`; buffers (batch-norm statistics, spectral-norm vectors)
-    copied from the live generator, as BigGAN and StyleGAN do. Before `start` steps the
-    average simply tracks the live weights, so early noise is not baked in."""
+    """Averages parameters and floating-point buffers (batch-norm running statistics, so they
+    match the averaged weights); integer buffers are copied. Before `start` steps the average
+    just tracks the live weights; after it, the decay ramps up as (1 + k) / (10 + k) towards
+    `decay`, so the average never drags in weights from long before the current ones."""
 
     def __init__(self, model: nn.Module, decay: float, start: int = 0):
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay, self.start = decay, start
 
+    def decay_at(self, step: int) -> float:
+        k = step - self.start
+        return 0.0 if k < 0 else min(self.decay, (1 + k) / (10 + k))
+
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        weight = 1.0 - self.decay if step >= self.start else 1.0
-        averaged = list(self.model.parameters())
-        torch._foreach_lerp_(averaged, [p.detach() for p in model.parameters()], weight)
-        for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
-            mine.copy_(theirs)
+        weight = 1.0 - self.decay_at(step)
+        mine = [*self.model.parameters(), *self.model.buffers()]
+        live = [*model.parameters(), *model.buffers()]
+        for average, current in zip(mine, live, strict=True):
+            if average.is_floating_point():
+                average.lerp_(current.detach(), weight)
+            else:
+                average.copy_(current)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()

@@ -6,6 +6,7 @@ the models for data parallelism and mixed precision; each rank reads its own sha
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,10 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
 
     shards: set[str] = set()
     window = Window()
-    progress = tqdm(total=cfg.steps, initial=step, disable=not main, unit="step", mininterval=1)
+    progress = tqdm(
+        total=cfg.steps, initial=step, disable=not main, unit="step",
+        mininterval=1 if sys.stderr.isatty() else 30,  # batch logs get a line every 30 s
+    )
     while step < cfg.steps:
         for _ in range(cfg.n_dis):
             window.add(discriminator_step(gan, batches, shards))

@@ -1,0 +1,39 @@
+"""Shared fixtures: small datasets built once per session, a private cache, offline W&B."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.data.shards import build
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The digit classifier is trained once per test session, in a cache of its own."""
+    os.environ["GANPIPE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def digits16(tmp_path_factory) -> Path:
+    """The bundled digits at 16 px in 8 training shards (enough for 2 ranks x 2 workers)."""
+    out = tmp_path_factory.mktemp("digits16")
+    build("digits", out, resolution=16, shard_size=180)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ring(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ring")
+    build("mog-ring", out, shard_size=1000, n_train=8000, n_test=500)
+    return out
+
+
+def ganpipe_command() -> list[str]:
+    return [sys.executable, "-m", "pipeline.cli"]

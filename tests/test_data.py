@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.data.reader import evaluation_batches, load_split, training_batches
+from pipeline.data.shards import build, sha256
+from pipeline.errors import UserError
+
+
+def test_digits_index_describes_the_shards(digits16):
+    index = json.loads((digits16 / "index.json").read_text())
+    assert index["kind"] == "image" and index["shape"] == [1, 16, 16] and index["classes"] == 10
+    assert index["splits"]["train"]["samples"] + index["splits"]["test"]["samples"] == 1797
+    for split in index["splits"].values():
+        assert sum(s["samples"] for s in split["shards"]) == split["samples"]
+        for shard in split["shards"]:
+            assert sha256(digits16 / shard["name"]) == shard["sha256"]
+
+
+def test_images_are_scaled_to_minus_one_one_with_every_class(digits16):
+    x, y = load_split(digits16, "test")
+    assert x.shape == (360, 1, 16, 16) and x.dtype == torch.float32
+    assert x.min() == -1.0 and x.max() == 1.0
+    assert torch.bincount(y).tolist() == [36, 36, 35, 37, 36, 37, 36, 36, 35, 36]  # stratified
+
+
+def test_ranks_read_disjoint_shards_that_cover_the_split(digits16):
+    seen = []
+    for rank in range(2):
+        stream = training_batches(digits16, 32, seed=0, rank=rank, world=2, shuffle_buffer=50)
+        shards = set()
+        for _ in range(60):  # more than one pass over this rank's shards
+            shards |= next(stream).shards
+        seen.append(shards)
+    assert not seen[0] & seen[1]
+    assert len(seen[0] | seen[1]) == 8
+
+
+def test_training_stream_is_seeded(digits16):
+    def first(seed):
+        return next(training_batches(digits16, 16, seed=seed, shuffle_buffer=100)).y
+
+    assert torch.equal(first(1), first(1))
+    assert not torch.equal(first(1), first(2))
+
+
+def test_loader_workers_split_shards(digits16):
+    stream = training_batches(digits16, 32, seed=0, workers=2, shuffle_buffer=10)
+    batches = [next(stream) for _ in range(50)]
+    assert {len(b.x) for b in batches} == {32}
+    assert len(set().union(*(b.shards for b in batches))) == 8
+
+
+def test_evaluation_pass_is_finite_and_ordered(digits16):
+    labels = [b.y for b in evaluation_batches(digits16, 100)]
+    assert [len(y) for y in labels] == [100, 100, 100, 60]
+    again = torch.cat([b.y for b in evaluation_batches(digits16, 100)])
+    assert torch.equal(torch.cat(labels), again)
+
+
+def test_mixture_points(ring):
+    index = json.loads((ring / "index.json").read_text())
+    assert index["kind"] == "points" and index["classes"] == 8
+    means = np.asarray(index["mixture"]["means"])
+    assert len({tuple(np.round(m, 6)) for m in means}) == 8  # no repeated mean
+    batch = next(training_batches(ring, 256, seed=0))
+    assert batch.x.shape == (256, 2)
+    distance = torch.cdist(batch.x.double(), torch.tensor(means)).min(1).values
+    assert distance.max() < 0.06  # std 0.01: every point sits on a ring mean
+
+
+def test_grid_has_25_means(tmp_path):
+    index = build("mog-grid", tmp_path, n_train=1000, n_test=100)
+    assert len(index["mixture"]["means"]) == 25 and index["mixture"]["std"] == 0.05
+
+
+def test_missing_data_directory_is_one_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no dataset at .*ganpipe data build digits"):
+        training_batches(tmp_path / "missing", 8, seed=0)
+
+
+def test_missing_shard_is_named(tmp_path):
+    build("mog-ring", tmp_path, n_train=1000, n_test=100)
+    (tmp_path / "train-00000.tar").unlink()
+    with pytest.raises(UserError, match="train-00000.tar listed in index.json is missing"):
+        training_batches(tmp_path, 8, seed=0)
+
+
+def test_more_readers_than_shards_is_refused(tmp_path):
+    build("mog-ring", tmp_path, n_train=1000, n_test=100, shard_size=1000)
+    with pytest.raises(UserError, match="1 train shards, fewer than processes x loader workers"):
+        training_batches(tmp_path, 8, seed=0, world=2)

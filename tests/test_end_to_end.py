@@ -1,0 +1,122 @@
+"""The user's path through the CLI, in real processes: build, train, resume, sample, eval."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ganpipe_command
+
+TINY = {
+    "name": "tiny",
+    "model": {"family": "dcgan", "z_dim": 16, "width": 8, "d_width": 8, "conditional": True},
+    "train": {"steps": 30, "batch_size": 16, "grad_accum": 2, "n_dis": 2, "log_every": 10,
+              "eval_every": 15, "sample_every": 15, "checkpoint_every": 15},
+    "eval": {"n_samples": 400, "n_samples_during_training": 200, "grid_size": 20},
+}  # fmt: skip
+
+
+def ganpipe(*args, check=True):
+    done = subprocess.run([*ganpipe_command(), *map(str, args)], capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"ganpipe {args} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, digits16):
+    root = tmp_path_factory.mktemp("e2e")
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "data": {"dir": str(digits16)}}))
+    run = root / "run"
+    ganpipe("train", "--config", config, "--run-dir", run)
+    return config, run
+
+
+def test_run_directory_holds_everything(trained):
+    _, run = trained
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["train"]["steps"] == 30 and config["model"]["conditional"] is True
+    records = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    losses = [r for r in records if "loss_d" in r]
+    assert [r["step"] for r in losses] == [10, 20, 30]
+    assert all(np.isfinite(r["loss_d"]) and r["img_per_s"] > 0 for r in losses)
+    evals = [r for r in records if "eval/fid" in r]
+    assert [r["step"] for r in evals] == [15, 30]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step-00000015.png", "step-00000030.png"
+    ]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step-00000015", "step-00000030"
+    ]
+    assert list((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    rank = json.loads((run / "ranks" / "rank0.json").read_text())
+    assert rank["images_seen"] == 30 * 2 * 16 * 2  # steps x n_dis x batch x accumulation
+
+
+def test_existing_run_needs_resume(trained):
+    config, run = trained
+    done = ganpipe("train", "--config", config, "--run-dir", run, check=False)
+    assert done.returncode == 2
+    assert "already holds checkpoints: add --resume" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_resume_continues_from_the_checkpoint(trained):
+    _, run = trained
+    ganpipe("train", "--run-dir", run, "--resume", "train.steps=40")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    steps = [r["step"] for r in records if "loss_d" in r]
+    assert steps == [10, 20, 30, 40]  # nothing repeated, nothing skipped
+    assert (run / "checkpoints" / "step-00000040").is_dir()
+    run_ids = {p.name.split("-")[-1] for p in (run / "wandb").glob("offline-run-*")}
+    assert len(run_ids) == 1  # the resumed run continues the same W&B run
+
+
+def test_sample_is_reproducible_and_eval_prints_metrics(trained, tmp_path):
+    _, run = trained
+    for name in ("a", "b"):
+        ganpipe("sample", "--run", run, "--n", 50, "--out", tmp_path / f"{name}.npz", "--seed", 7)
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert a["samples"].shape == (50, 1, 16, 16) and np.array_equal(a["samples"], b["samples"])
+    assert a["labels"].tolist() == [i % 10 for i in range(50)]
+    metrics = json.loads(ganpipe("eval", "--run", run).stdout)
+    assert metrics["fid"] > 0 and metrics["fid_floor"] > 0
+    assert metrics["protocol"]["n_generated"] == 400
+    assert 0 <= metrics["recall"] <= 1 and sum(metrics["digit_histogram"]) == 400
+    assert json.loads((run / "eval.json").read_text()) == metrics
+
+
+def test_two_dimensional_run(ring, tmp_path):
+    config = tmp_path / "ring.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": {"dir": str(ring)},
+        "model": {"family": "mlp", "width": 32, "d_width": 32, "depth": 2, "d_depth": 2},
+        "train": {"steps": 20, "batch_size": 64, "loss": "nonsat", "eval_every": 20},
+        "eval": {"n_samples": 2500},
+        "tracking": {"wandb": False},
+    }))  # fmt: skip
+    run = tmp_path / "run"
+    ganpipe("train", "--config", config, "--run-dir", run)
+    assert not (run / "wandb").exists()
+    metrics = json.loads(ganpipe("eval", "--run", run).stdout)
+    assert metrics["modes_total"] == 8 and 0 <= metrics["modes"] <= 8
+    assert metrics["protocol"]["n_generated"] == 2500
+
+
+def test_user_errors_are_one_line(tmp_path):
+    done = ganpipe("train", "train.lr_dd=1", check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "ganpipe: error: unknown config key train.lr_dd: did you mean train.lr_d? accepted: "
+        "steps, batch_size, grad_accum, n_dis, loss, lr_g, lr_d, betas_g, betas_d, ema_decay, "
+        "ema_start, mixed_precision, log_every, eval_every, sample_every, checkpoint_every, "
+        "keep_checkpoints"
+    )
+    done = ganpipe("train", f"data.dir={tmp_path / 'nowhere'}", "--run-dir", tmp_path / "r",
+                   check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "no dataset at" in done.stderr
+    assert not (tmp_path / "r").exists()  # nothing written for a run that cannot start
