@@ -41,10 +41,11 @@ def main() -> None:
 
     grids = sorted((run / "samples").glob("*.png"))
     minutes = (time.perf_counter() - started) / 60
+    fid, floor = metrics["fid"], metrics["fid_floor"]
     print(f"""
 == gan-pipeline quickstart: done in {minutes:.1f} min ==
 run directory      {run}
-EMA generator      digits-FID {metrics["fid"]:.3f}  vs  real-vs-real floor {metrics["fid_floor"]:.3f}
+EMA generator      digits-FID {fid:.3f}  vs  real-vs-real floor {floor:.3f}
                    (ratio {metrics["fid_ratio"]:.2f}; {metrics["protocol"]["n_generated"]} samples)
 precision/recall   {metrics["precision"]:.3f} / {metrics["recall"]:.3f}   \
 density/coverage {metrics["density"]:.3f} / {metrics["coverage"]:.3f}
@@ -53,7 +54,9 @@ feature extractor  {metrics["protocol"]["extractor"]}
 sample grid        {grids[-1] if grids else "-"}
 metrics            {run / "metrics.jsonl"}, {run / "eval.json"}
 W&B (offline)      {run / "wandb"}  (upload: wandb sync {run}/wandb/offline-run-*)""")
-    print(json.dumps({"run_dir": str(run), "fid": metrics["fid"], "fid_floor": metrics["fid_floor"]}))
+    print(
+        json.dumps({"run_dir": str(run), "fid": metrics["fid"], "fid_floor": metrics["fid_floor"]})
+    )
 
 
 def say(command: str) -> None:

@@ -89,5 +89,6 @@ class Tracker:
     def close(self) -> None:
         if self.enabled:
             self.jsonl.close()
-        if self.wandb:
-            self._guard(self.accelerator.end_training)
+        if self.wandb:  # not accelerator.end_training(): that also tears down the process group
+            for tracker in self.accelerator.trackers:
+                self._guard(tracker.finish)

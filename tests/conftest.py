@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,3 +39,24 @@ def ring(tmp_path_factory) -> Path:
 
 def ganpipe_command() -> list[str]:
     return [sys.executable, "-m", "pipeline.cli"]
+
+
+def run_group(command: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """Run a launcher and everything it spawns in its own process group; on timeout the whole
+    group is killed, so no orphaned training process outlives the test."""
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            message = f"timed out after {timeout} s:\n{out[-3000:]}\n{err[-3000:]}"
+            raise AssertionError(message) from None
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)

@@ -3,12 +3,12 @@
 import json
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_group
 
 pytestmark = pytest.mark.slow
 
@@ -21,21 +21,45 @@ def free_port() -> int:
 
 def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):
     config = tmp_path / "ddp.yaml"
-    config.write_text(yaml.safe_dump({
-        "data": {"dir": str(digits16)},
-        "model": {"z_dim": 16, "width": 8, "d_width": 8},
-        "train": {"steps": 12, "batch_size": 16, "grad_accum": 2, "checkpoint_every": 6,
-                  "eval_every": 12, "sample_every": 12},
-        "eval": {"n_samples_during_training": 100},
-    }))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"dir": str(digits16)},
+                "model": {"z_dim": 16, "width": 8, "d_width": 8},
+                "train": {
+                    "steps": 12,
+                    "batch_size": 16,
+                    "grad_accum": 2,
+                    "checkpoint_every": 6,
+                    "eval_every": 12,
+                    "sample_every": 12,
+                },
+                "eval": {"n_samples_during_training": 100},
+            }
+        )
+    )
     run = tmp_path / "run"
     accelerate = Path(sys.executable).with_name("accelerate")
     # `--cpu --num_processes 2` silently runs one process; this is the form that runs two.
-    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--main_process_port", str(free_port()),
-               "-m", "pipeline.train", "--config", str(config), "--run-dir", str(run)]  # fmt: skip
+    command = [
+        str(accelerate),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "pipeline.train",
+        "--config",
+        str(config),
+        "--run-dir",
+        str(run),
+    ]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    done = run_group(command, timeout=300, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     ranks = [json.loads((run / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]

@@ -6,16 +6,23 @@ import subprocess
 import numpy as np
 import pytest
 import yaml
-
 from conftest import ganpipe_command
 
 TINY = {
     "name": "tiny",
     "model": {"family": "dcgan", "z_dim": 16, "width": 8, "d_width": 8, "conditional": True},
-    "train": {"steps": 30, "batch_size": 16, "grad_accum": 2, "n_dis": 2, "log_every": 10,
-              "eval_every": 15, "sample_every": 15, "checkpoint_every": 15},
+    "train": {
+        "steps": 30,
+        "batch_size": 16,
+        "grad_accum": 2,
+        "n_dis": 2,
+        "log_every": 10,
+        "eval_every": 15,
+        "sample_every": 15,
+        "checkpoint_every": 15,
+    },
     "eval": {"n_samples": 400, "n_samples_during_training": 200, "grid_size": 20},
-}  # fmt: skip
+}
 
 
 def ganpipe(*args, check=True):
@@ -46,10 +53,12 @@ def test_run_directory_holds_everything(trained):
     evals = [r for r in records if "eval/fid" in r]
     assert [r["step"] for r in evals] == [15, 30]
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
-        "step-00000015.png", "step-00000030.png"
+        "step-00000015.png",
+        "step-00000030.png",
     ]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        "step-00000015", "step-00000030"
+        "step-00000015",
+        "step-00000030",
     ]
     assert list((run / "wandb").glob("offline-run-*/run-*.wandb"))
     rank = json.loads((run / "ranks" / "rank0.json").read_text())
@@ -91,13 +100,17 @@ def test_sample_is_reproducible_and_eval_prints_metrics(trained, tmp_path):
 
 def test_two_dimensional_run(ring, tmp_path):
     config = tmp_path / "ring.yaml"
-    config.write_text(yaml.safe_dump({
-        "data": {"dir": str(ring)},
-        "model": {"family": "mlp", "width": 32, "d_width": 32, "depth": 2, "d_depth": 2},
-        "train": {"steps": 20, "batch_size": 64, "loss": "nonsat", "eval_every": 20},
-        "eval": {"n_samples": 2500},
-        "tracking": {"wandb": False},
-    }))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"dir": str(ring)},
+                "model": {"family": "mlp", "width": 32, "d_width": 32, "depth": 2, "d_depth": 2},
+                "train": {"steps": 20, "batch_size": 64, "loss": "nonsat", "eval_every": 20},
+                "eval": {"n_samples": 2500},
+                "tracking": {"wandb": False},
+            }
+        )
+    )
     run = tmp_path / "run"
     ganpipe("train", "--config", config, "--run-dir", run)
     assert not (run / "wandb").exists()
@@ -115,8 +128,9 @@ def test_user_errors_are_one_line(tmp_path):
         "ema_start, mixed_precision, log_every, eval_every, sample_every, checkpoint_every, "
         "keep_checkpoints"
     )
-    done = ganpipe("train", f"data.dir={tmp_path / 'nowhere'}", "--run-dir", tmp_path / "r",
-                   check=False)  # fmt: skip
+    done = ganpipe(
+        "train", f"data.dir={tmp_path / 'nowhere'}", "--run-dir", tmp_path / "r", check=False
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "no dataset at" in done.stderr
     assert not (tmp_path / "r").exists()  # nothing written for a run that cannot start

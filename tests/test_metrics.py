@@ -41,7 +41,7 @@ def test_prdc_identical_and_disjoint_sets():
 
 def test_prdc_sees_collapse_as_low_recall():
     real = torch.randn(300, 4)
-    collapsed = real[:30].repeat(10, 1) + 1e-3 * torch.randn(300, 4)  # a tenth of the modes
+    collapsed = real[:3].repeat(100, 1) + 1e-3 * torch.randn(300, 4)  # 3 of 300 points
     result = prdc(real, collapsed, k=5)
     assert result["precision"] > 0.9 and result["recall"] < 0.5 and result["coverage"] < 0.3
 
@@ -57,5 +57,5 @@ def test_digit_classifier_is_accurate_and_cached():
     assert accuracy >= MIN_ACCURACY
     again, cached = digit_classifier(16)
     assert cached == accuracy
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
-                                                 again.state_dict().values()))
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, again.state_dict()[name])

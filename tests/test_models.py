@@ -30,7 +30,11 @@ def test_spectral_norm_is_an_option_on_every_layer():
     g, d = build_models(ModelConfig(spectral_norm_g=True, spectral_norm_d=False), IMAGES)
 
     def normed(m):
-        weighted = [x for x in m.modules() if isinstance(x, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear))]
+        weighted = [
+            x
+            for x in m.modules()
+            if isinstance(x, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear))
+        ]
         return {hasattr(x, "parametrizations") for x in weighted}
 
     assert normed(g) == {True}

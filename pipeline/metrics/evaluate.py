@@ -52,7 +52,9 @@ class _Precomputed(nn.Module):
 
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
-    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), reset_real_features=False)
+    # Features are already complete on this process: no cross-rank sync (it would deadlock
+    # when only the main process evaluates).
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), sync_on_compute=False)
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
     return float(fid.compute())

@@ -81,7 +81,10 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
     shards: set[str] = set()
     window = Window()
     progress = tqdm(
-        total=cfg.steps, initial=step, disable=not main, unit="step",
+        total=cfg.steps,
+        initial=step,
+        disable=not main,
+        unit="step",
         mininterval=1 if sys.stderr.isatty() else 30,  # batch logs get a line every 30 s
     )
     while step < cfg.steps:
