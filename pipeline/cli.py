@@ -24,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("source", choices=SOURCES)
     build.add_argument("--out", type=Path, required=True, help="output directory")
     build.add_argument("--resolution", type=int, default=32, help="image side (digits)")
-    build.add_argument("--shard-size", type=int, default=200, help="samples per shard")
+    build.add_argument("--shard-size", type=int, help="samples per shard (digits 200, mog 10000)")
     build.add_argument("--samples", type=int, default=100_000, help="training points (mog)")
     build.add_argument("--seed", type=int, default=0, help="sampling seed (mog)")
 

@@ -16,6 +16,7 @@ from pipeline.data import sources
 
 INDEX = "index.json"
 POINTS_PER_RECORD = 500  # 2D points are stored in blocks: one tar member per point is slow
+DEFAULT_SHARD_SIZE = {"image": 200, "points": 10_000}  # samples per shard
 
 
 def sha256(path: Path) -> str:
@@ -30,7 +31,7 @@ def build(
     source: str,
     out: Path,
     resolution: int = 32,
-    shard_size: int = 200,
+    shard_size: int | None = None,
     n_train: int = 100_000,
     n_test: int = 2500,
     seed: int = 0,
@@ -51,6 +52,7 @@ def build(
         index.update(kind="points", shape=[2], classes=len(mix.means), seed=seed)
         index["mixture"] = {"means": mix.means.tolist(), "std": mix.std}
         records, per_record = _point_records, POINTS_PER_RECORD
+    shard_size = shard_size or DEFAULT_SHARD_SIZE[index["kind"]]
     for split, (samples, labels) in splits.items():
         pattern = str(out / f"{split}-%05d.tar")
         max_records = max(1, shard_size // per_record)
