@@ -57,8 +57,9 @@ class Tracker:
             )
             return True
         except Exception as err:  # any W&B failure: keep training on local files
+            reason = str(err).splitlines()[0] if str(err) else ""
             notice(
-                f"W&B could not start ({type(err).__name__}: {err}); "
+                f"W&B could not start ({type(err).__name__}: {reason}); "
                 "continuing with metrics.jsonl only"
             )
             return False
@@ -83,7 +84,8 @@ class Tracker:
         try:
             call()
         except Exception as err:
-            notice(f"W&B logging failed ({err}); W&B is off for the rest of this run")
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            notice(f"W&B logging failed ({reason}); W&B is off for the rest of this run")
             self.wandb = False
 
     def close(self) -> None:

@@ -1,6 +1,7 @@
 """The user's path through the CLI, in real processes: build, train, resume, sample, eval."""
 
 import json
+import os
 import subprocess
 
 import numpy as np
@@ -25,8 +26,9 @@ TINY = {
 }
 
 
-def ganpipe(*args, check=True):
-    done = subprocess.run([*ganpipe_command(), *map(str, args)], capture_output=True, text=True)
+def ganpipe(*args, check=True, env=None):
+    command = [*ganpipe_command(), *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if check and done.returncode != 0:
         raise AssertionError(f"ganpipe {args} failed:\n{done.stdout}\n{done.stderr}")
     return done
@@ -134,3 +136,34 @@ def test_user_errors_are_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "no dataset at" in done.stderr
     assert not (tmp_path / "r").exists()  # nothing written for a run that cannot start
+
+
+def tiny_dcgan(tmp_path, digits16, **train):
+    config = tmp_path / "bf16.yaml"
+    settings = {**TINY, "data": {"dir": str(digits16)}}
+    settings["train"] = {**TINY["train"], "steps": 4, "grad_accum": 1, "n_dis": 1, **train}
+    config.write_text(yaml.safe_dump(settings))
+    return config
+
+
+def test_no_wandb_key_means_offline_with_one_notice_and_bf16_runs(tmp_path, digits16):
+    config = tiny_dcgan(tmp_path, digits16, mixed_precision="bf16")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["HOME"] = str(tmp_path)  # no ~/.netrc with a W&B key either
+    done = ganpipe("train", "--config", config, "--run-dir", tmp_path / "run", env=env)
+    notices = [line for line in done.stderr.splitlines() if line.startswith("W&B")]
+    assert notices == [f"W&B: no API key found, logging offline to {tmp_path}/run/wandb "
+                       "(upload later with `wandb sync`)"]  # fmt: skip
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert all(np.isfinite(r["loss_g"]) for r in records if "loss_g" in r)
+
+
+def test_a_failing_tracker_never_stops_training(tmp_path, digits16):
+    config = tiny_dcgan(tmp_path, digits16)
+    env = {**os.environ, "WANDB_MODE": "not-a-mode"}
+    done = ganpipe("train", "--config", config, "--run-dir", tmp_path / "run", env=env)
+    assert (
+        "W&B could not start" in done.stderr and "continuing with metrics.jsonl only" in done.stderr
+    )
+    assert (tmp_path / "run" / "checkpoints" / "step-00000004").is_dir()
