@@ -41,7 +41,7 @@ class GAN:
             labels = torch.randint(0, self.n_classes, (n,), device=device)
         return z, labels
 
-    def _sync_on_last(self, model: nn.Module, i: int):
+    def sync_on_last(self, model: nn.Module, i: int):
         last = i == self.grad_accum - 1
         return nullcontext() if last else self.accelerator.no_sync(model)
 
@@ -59,7 +59,7 @@ def discriminator_step(gan: GAN, batches: Iterator[Batch], shards: set[str]) -> 
         with torch.no_grad(), acc.autocast():
             fake = gan.g_bare(z, y)
         # Real and fake go through D in one call: one forward per backward, as DDP expects.
-        with gan._sync_on_last(gan.D, i):
+        with gan.sync_on_last(gan.D, i):
             with acc.autocast():
                 both_y = None if y is None else torch.cat([y, y])
                 logits = gan.D(torch.cat([real, fake.to(real.dtype)]), both_y).float()
@@ -81,7 +81,7 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
     total = torch.zeros((), device=acc.device)
     for i in range(gan.grad_accum):
         z, y = gan.latents(batch_size)
-        with gan._sync_on_last(gan.G, i):
+        with gan.sync_on_last(gan.G, i):
             with acc.autocast():
                 loss = gan.loss.g_loss(gan.d_bare(gan.G(z, y), y).float())
             acc.backward(loss / gan.grad_accum)
