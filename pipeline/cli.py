@@ -8,9 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline.data.sources import SOURCES
 from pipeline.errors import UserError
-
-SOURCES = ("digits", "mog-ring", "mog-grid")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -22,11 +21,21 @@ def parser() -> argparse.ArgumentParser:
     )
     build = data.add_parser("build", help="write WebDataset shards and index.json")
     build.add_argument("source", choices=SOURCES)
+    build.add_argument("path", nargs="?", type=Path, help="image-folder: DIR; npz: FILE")
     build.add_argument("--out", type=Path, required=True, help="output directory")
-    build.add_argument("--resolution", type=int, default=32, help="image side (digits)")
-    build.add_argument("--shard-size", type=int, help="samples per shard (digits 200, mog 10000)")
+    build.add_argument("--archive", type=Path, help="cifar10: cifar-10-python.tar.gz")
+    build.add_argument("--resolution", type=int, default=32, help="image side in pixels")
+    build.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=3,
+        help="image-folder, cifar10, npz: 1 = greyscale, 3 = RGB (digits: 1)",
+    )
+    build.add_argument("--shard-size", type=int, help="samples per shard (images 200, mog 10000)")
     build.add_argument("--samples", type=int, default=100_000, help="training points (mog)")
     build.add_argument("--seed", type=int, default=0, help="sampling seed (mog)")
+    build.add_argument("--workers", type=int, help="image encoding processes (default: all cores)")
 
     train = sub.add_parser("train", help="train a GAN (also: python -m pipeline.train)")
     add_train_arguments(train)
@@ -63,11 +72,15 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from pipeline.data.shards import build
 
+    path = args.archive if args.source == "cifar10" else args.path
     index = build(
         args.source,
         args.out,
+        args.shard_size,
+        args.workers,
+        path=path,
         resolution=args.resolution,
-        shard_size=args.shard_size,
+        channels=args.channels,
         n_train=args.samples,
         seed=args.seed,
     )

@@ -32,10 +32,20 @@ def bounded(default: float, low: float | None = None, high: float | None = None)
 
 
 @dataclass
+class AugmentConfig:
+    """Augmentation of real training images (more diversity from few images)."""
+
+    flip: bool = False  # horizontal flip with probability 1/2
+    crop_scale: float = bounded(1.0, 0.05, 1.0)  # random resized crop of >= this area; 1 = off
+    rotate: float = bounded(0.0, 0.0, 180.0)  # random rotation within +-degrees; 0 = off
+
+
+@dataclass
 class DataConfig:
     dir: str = "data/digits"  # shard directory written by `ganpipe data build`
     shuffle_buffer: int = bounded(1000, 0)
     workers: int = bounded(0, 0)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass

@@ -152,8 +152,10 @@ def test_no_wandb_key_means_offline_with_one_notice_and_bf16_runs(tmp_path, digi
     env["HOME"] = str(tmp_path)  # no ~/.netrc with a W&B key either
     done = ganpipe("train", "--config", config, "--run-dir", tmp_path / "run", env=env)
     notices = [line for line in done.stderr.splitlines() if line.startswith("W&B")]
-    assert notices == [f"W&B: no API key found, logging offline to {tmp_path}/run/wandb "
-                       "(upload later with `wandb sync`)"]  # fmt: skip
+    assert notices == [
+        f"W&B: no API key found, logging offline to {tmp_path}/run/wandb "
+        "(upload later with `wandb sync`)"
+    ]
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert all(np.isfinite(r["loss_g"]) for r in records if "loss_g" in r)

@@ -19,6 +19,8 @@ import torch
 import webdataset as wds
 from PIL import Image
 
+from pipeline.config import AugmentConfig
+from pipeline.data import augment as augmentation
 from pipeline.data.shards import INDEX
 from pipeline.errors import UserError
 
@@ -117,8 +119,10 @@ def training_batches(
     shuffle_buffer: int = 1000,
     workers: int = 0,
     split: str = "train",
+    augment: AugmentConfig | None = None,
 ) -> Iterator[Batch]:
-    """An endless stream of shuffled batches from this rank's share of the shards."""
+    """An endless stream of shuffled (and, for images, optionally augmented) batches from this
+    rank's share of the shards."""
     index = read_index(data_dir)
     urls = shard_paths(data_dir, index, split)
     readers = world * max(1, workers)
@@ -127,13 +131,16 @@ def training_batches(
             f"{data_dir} has {len(urls)} {split} shards, fewer than processes x loader workers "
             f"= {readers}: rebuild with a smaller --shard-size or lower data.workers"
         )
-    pipeline = wds.DataPipeline(
+    stages = [
         _RankShards(urls, rank, world, seed, infinite=True),
         wds.tarfile_to_samples(),
         _expand(_decode(index["kind"])),
         wds.shuffle(shuffle_buffer, initial=shuffle_buffer, rng=random.Random(f"{seed}/{rank}")),
-        wds.batched(batch_size, collation_fn=_collate, partial=False),
-    )
+    ]
+    if augment is not None and augmentation.active(augment) and index["kind"] == "image":
+        stages.append(augmentation.stage(augment, f"{seed}/{rank}"))
+    stages.append(wds.batched(batch_size, collation_fn=_collate, partial=False))
+    pipeline = wds.DataPipeline(*stages)
     return iter(_loader(pipeline, workers))
 
 

@@ -20,6 +20,11 @@ from pipeline.metrics.prdc import prdc
 from pipeline.sampling import generate
 
 
+def supported(index: dict[str, Any]) -> bool:
+    """Whether this dataset has an evaluation protocol (a feature extractor) yet."""
+    return index["kind"] == "points" or index["source"] == "digits"
+
+
 def evaluate(
     generator: nn.Module,
     data_dir: str | Path,
@@ -29,15 +34,15 @@ def evaluate(
     batch_size: int = 500,
     device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
+    if not supported(index):
+        raise UserError(f"{data_dir}: no feature extractor for source {index['source']!r} yet")
     samples, _ = generate(generator, n, seed, batch_size, device)
     if index["kind"] == "points":
         mix = index["mixture"]
         result = mixture_metrics(samples, np.asarray(mix["means"]), mix["std"])
         result["protocol"] = {"benchmark": index["source"], "n_generated": n, "seed": seed}
         return result
-    if index["source"] == "digits":
-        return digits_metrics(samples, data_dir, index, seed)
-    raise UserError(f"{data_dir}: no feature extractor for source {index['source']!r} yet")
+    return digits_metrics(samples, data_dir, index, seed)
 
 
 class _Precomputed(nn.Module):

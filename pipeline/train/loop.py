@@ -19,7 +19,7 @@ from tqdm import tqdm
 from pipeline import run_dir as runs
 from pipeline.config import Config
 from pipeline.data.reader import read_index, training_batches
-from pipeline.metrics.evaluate import evaluate
+from pipeline.metrics.evaluate import evaluate, supported
 from pipeline.models import build_models
 from pipeline.sampling import generate
 from pipeline.tracking import Tracker
@@ -66,6 +66,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
         world=world,
         shuffle_buffer=config.data.shuffle_buffer,
         workers=config.data.workers,
+        augment=config.data.augment,
     )
     tracker = Tracker(accelerator, config, run_dir, info["run_id"])
     global_batch = cfg.batch_size * world * cfg.grad_accum
@@ -78,6 +79,13 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
             flush=True,
         )
 
+    evaluating = supported(index)
+    if main and not evaluating:
+        print(
+            f"no evaluation protocol for source {index['source']!r} yet: training without "
+            "metrics (samples and checkpoints are still written)",
+            flush=True,
+        )
     shards: set[str] = set()
     window = Window()
     progress = tqdm(
@@ -108,7 +116,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
             )
         if main and (step % cfg.sample_every == 0 or last):
             write_samples(ema.model, config, index, run_dir, tracker, step, accelerator.device)
-        if main and (step % cfg.eval_every == 0 or last):
+        if main and evaluating and (step % cfg.eval_every == 0 or last):
             metrics = evaluate(
                 ema.model,
                 config.data.dir,
