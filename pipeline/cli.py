@@ -45,6 +45,11 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=int, required=True)
     sample.add_argument("--out", type=Path, required=True)
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--truncation", type=float, help="default: eval.truncation (0 = off)")
+
+    info = sub.add_parser("model-info", help="print the models' parameter counts as JSON")
+    info.add_argument("--config", type=Path, required=True)
+    info.add_argument("overrides", nargs="*", metavar="key=value")
 
     evaluate = sub.add_parser("eval", help="evaluate the latest checkpoint, print JSON")
     evaluate.add_argument("--run", type=Path, required=True)
@@ -121,7 +126,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from pipeline.sampling import generate
 
     generator, config, _, step = load_generator(args.run)
-    samples, labels = generate(generator, args.n, args.seed, config.eval.batch_size)
+    truncation = config.eval.truncation if args.truncation is None else args.truncation
+    samples, labels = generate(
+        generator, args.n, args.seed, config.eval.batch_size, truncation=truncation
+    )
     arrays = {"samples": samples.numpy()}
     if labels is not None:
         arrays["labels"] = labels.numpy()
@@ -137,14 +145,48 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     generator, config, index, step = load_generator(args.run)
     n = args.n or config.eval.n_samples
-    metrics = evaluate(generator, config.data.dir, index, n, args.seed, config.eval.batch_size)
+    metrics = evaluate(
+        generator,
+        config.data.dir,
+        index,
+        n,
+        args.seed,
+        config.eval.batch_size,
+        truncation=config.eval.truncation,
+    )
     metrics = {"step": step, **metrics}
     write_json(args.run / "eval.json", metrics)
     print(json.dumps(metrics, indent=2))
     return 0
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.data.reader import dataset_index
+    from pipeline.models import build_models
+
+    config = load_config(args.config, args.overrides)
+    index = dataset_index(config.data, require_data=False)
+    g, d = build_models(config.model, index)
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    info = {
+        "G": count(g),
+        "D": count(d),
+        "family": config.model.family,
+        "shape": index["shape"],
+        "classes": index["classes"] if config.model.conditional else 0,
+    }
+    print(json.dumps(info))
+    return 0
+
+
+COMMANDS = {
+    "data": cmd_data,
+    "train": cmd_train,
+    "sample": cmd_sample,
+    "eval": cmd_eval,
+    "model-info": cmd_model_info,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -46,11 +46,15 @@ class DataConfig:
     shuffle_buffer: int = bounded(1000, 0)
     workers: int = bounded(0, 0)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # What the experiment expects of the dataset (checked against index.json; lets
+    # `ganpipe model-info` size the models before the data exists). Empty / -1: take the data's.
+    shape: list[int] = field(default_factory=list)
+    classes: int = bounded(-1, -1)
 
 
 @dataclass
 class ModelConfig:
-    family: str = choice("dcgan", "mlp")
+    family: str = choice("dcgan", "mlp", "biggan")
     z_dim: int = bounded(64, 1)
     width: int = bounded(32, 1)  # G; dcgan: channels at full resolution; mlp: hidden units
     d_width: int = bounded(32, 1)  # the same for D
@@ -59,6 +63,10 @@ class ModelConfig:
     conditional: bool = False  # class-conditional G and projection D
     spectral_norm_g: bool = False
     spectral_norm_d: bool = True
+    attention: int = bounded(0, 0)  # biggan: resolution of the self-attention block; 0 = none
+    shared_dim: int = bounded(128, 0)  # biggan: shared class embedding; 0 = one-hot classes
+    hierarchical: bool = True  # biggan: split z across the generator's blocks
+    init: str = choice("default", "normal", "orthogonal", "xavier")  # conv/linear weights
 
 
 @dataclass
@@ -72,6 +80,7 @@ class TrainConfig:
     lr_d: float = bounded(4e-4, 0.0)
     betas_g: list[float] = field(default_factory=lambda: [0.0, 0.999])
     betas_d: list[float] = field(default_factory=lambda: [0.0, 0.999])
+    ortho_reg: float = bounded(0.0, 0.0)  # orthogonal regularization of G (BigGAN: 1e-4)
     ema_decay: float = bounded(0.999, 0.0, 1.0)
     ema_start: int = bounded(0, 0)  # steps during which the EMA copies G instead of averaging
     mixed_precision: str = choice("no", "bf16")
@@ -88,6 +97,7 @@ class EvalConfig:
     n_samples_during_training: int = bounded(2000, 1)
     batch_size: int = bounded(500, 1)
     grid_size: int = bounded(100, 1)  # images in each sample grid
+    truncation: float = bounded(0.0, 0.0)  # resample |z| above this when sampling; 0 = off
 
 
 @dataclass

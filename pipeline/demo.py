@@ -36,7 +36,14 @@ def main() -> None:
 
     say(f"ganpipe eval --run {run}")
     generator, config, index, step = load_generator(run)
-    metrics = evaluate(generator, config.data.dir, index, config.eval.n_samples, seed=0)
+    metrics = evaluate(
+        generator,
+        config.data.dir,
+        index,
+        config.eval.n_samples,
+        seed=0,
+        truncation=config.eval.truncation,
+    )
     write_json(run / "eval.json", {"step": step, **metrics})
 
     grids = sorted((run / "samples").glob("*.png"))

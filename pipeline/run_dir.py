@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from pipeline.config import Config, load_config, save_config
-from pipeline.data.reader import read_index
+from pipeline.data.reader import dataset_index
 from pipeline.errors import UserError
 from pipeline.models import build_models
 from pipeline.train import checkpoint
@@ -55,7 +55,7 @@ def load_generator(run_dir: Path) -> tuple[nn.Module, Config, dict[str, Any], in
     latest = checkpoint.latest(run_dir)
     if latest is None:
         raise UserError(f"{run_dir} has no checkpoint yet: train first (ganpipe train ...)")
-    index = read_index(config.data.dir)
+    index = dataset_index(config.data)
     generator, _ = build_models(config.model, index)
     state = checkpoint.load(latest / checkpoint.STATE)
     generator.load_state_dict(state["G_ema"])

@@ -7,11 +7,15 @@ from torch import nn
 
 
 def latents(
-    n: int, z_dim: int, n_classes: int, seed: int
+    n: int, z_dim: int, n_classes: int, seed: int, truncation: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Noise from a private generator; classes balanced (0, 1, ..., C-1, 0, ...) if conditional."""
+    """Noise from a private generator; classes balanced (0, 1, ..., C-1, 0, ...) if conditional.
+    With `truncation` > 0, values beyond +-truncation are redrawn (BigGAN's truncation trick:
+    fidelity for variety)."""
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(n, z_dim, generator=generator)
+    while truncation > 0 and (outside := z.abs() > truncation).any():
+        z[outside] = torch.randn(int(outside.sum()), generator=generator)
     return z, torch.arange(n) % n_classes if n_classes else None
 
 
@@ -22,9 +26,10 @@ def generate(
     seed: int,
     batch_size: int = 500,
     device: str | torch.device = "cpu",
+    truncation: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`n` samples on the CPU (float32), with their labels when the generator is conditional."""
-    z, y = latents(n, generator.z_dim, generator.n_classes, seed)
+    z, y = latents(n, generator.z_dim, generator.n_classes, seed, truncation)
     was_training = generator.training
     generator.eval()
     chunks = []

@@ -37,8 +37,13 @@ def ring(tmp_path_factory) -> Path:
     return out
 
 
-def ganpipe_command() -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli"]
+def ganpipe(*args, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `ganpipe` command line in a fresh process."""
+    command = [sys.executable, "-m", "pipeline.cli", *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if check and done.returncode != 0:
+        raise AssertionError(f"ganpipe {args} failed:\n{done.stdout}\n{done.stderr}")
+    return done
 
 
 def run_group(command: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
@@ -60,3 +65,11 @@ def run_group(command: list[str], timeout: float, **kwargs) -> subprocess.Comple
             message = f"timed out after {timeout} s:\n{out[-3000:]}\n{err[-3000:]}"
             raise AssertionError(message) from None
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="session")
+def digits32(tmp_path_factory) -> Path:
+    """The bundled digits at 32 px, the smallest resolution BigGAN's plans start from."""
+    out = tmp_path_factory.mktemp("digits32")
+    build("digits", out, resolution=32, shard_size=400)
+    return out

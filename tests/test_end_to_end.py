@@ -2,12 +2,11 @@
 
 import json
 import os
-import subprocess
 
 import numpy as np
 import pytest
 import yaml
-from conftest import ganpipe_command
+from conftest import ganpipe
 
 TINY = {
     "name": "tiny",
@@ -24,14 +23,6 @@ TINY = {
     },
     "eval": {"n_samples": 400, "n_samples_during_training": 200, "grid_size": 20},
 }
-
-
-def ganpipe(*args, check=True, env=None):
-    command = [*ganpipe_command(), *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    if check and done.returncode != 0:
-        raise AssertionError(f"ganpipe {args} failed:\n{done.stdout}\n{done.stderr}")
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +117,9 @@ def test_user_errors_are_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "ganpipe: error: unknown config key train.lr_dd: did you mean train.lr_d? accepted: "
-        "steps, batch_size, grad_accum, n_dis, loss, lr_g, lr_d, betas_g, betas_d, ema_decay, "
-        "ema_start, mixed_precision, log_every, eval_every, sample_every, checkpoint_every, "
-        "keep_checkpoints"
+        "steps, batch_size, grad_accum, n_dis, loss, lr_g, lr_d, betas_g, betas_d, ortho_reg, "
+        "ema_decay, ema_start, mixed_precision, log_every, eval_every, sample_every, "
+        "checkpoint_every, keep_checkpoints"
     )
     done = ganpipe(
         "train", f"data.dir={tmp_path / 'nowhere'}", "--run-dir", tmp_path / "r", check=False

@@ -53,5 +53,7 @@ def test_family_must_match_the_data():
 
 
 def test_unsupported_resolution_is_a_user_error():
-    with pytest.raises(UserError, match="power-of-two resolution >= 8, got 24"):
+    with pytest.raises(
+        UserError, match="model: dcgan needs a power-of-two resolution >= 8, got 24"
+    ):
         build_models(ModelConfig(), {**IMAGES, "shape": [1, 24, 24]})

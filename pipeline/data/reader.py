@@ -19,7 +19,7 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from pipeline.config import AugmentConfig
+from pipeline.config import AugmentConfig, DataConfig
 from pipeline.data import augment as augmentation
 from pipeline.data.shards import INDEX
 from pipeline.errors import UserError
@@ -39,6 +39,32 @@ def read_index(data_dir: str | Path) -> dict[str, Any]:
             f"`ganpipe data build digits --out {data_dir}` or set data.dir"
         )
     return json.loads(path.read_text())
+
+
+def dataset_index(data: DataConfig, require_data: bool = True) -> dict[str, Any]:
+    """The dataset's index, checked against what the config expects (`data.shape`,
+    `data.classes`). Without the data (and `require_data` False) the expectation stands in."""
+    if not require_data and not (Path(data.dir) / INDEX).is_file():
+        if not data.shape or data.classes < 0:
+            raise UserError(
+                f"no dataset at {data.dir}: set data.shape and data.classes in the "
+                "config to size the models without it"
+            )
+        return {
+            "source": "config",
+            "kind": "image" if len(data.shape) == 3 else "points",
+            "shape": data.shape,
+            "classes": data.classes,
+        }
+    index = read_index(data.dir)
+    for key in ("shape", "classes"):
+        expected = getattr(data, key)
+        if expected not in ([], -1) and expected != index[key]:
+            raise UserError(
+                f"data.{key}: the config expects {expected} but {data.dir}/{INDEX} "
+                f"has {index[key]}; fix the config or rebuild the data"
+            )
+    return index
 
 
 def shard_paths(data_dir: str | Path, index: dict[str, Any], split: str) -> list[str]:

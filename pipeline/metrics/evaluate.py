@@ -33,16 +33,19 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 500,
     device: str | torch.device = "cpu",
+    truncation: float = 0.0,
 ) -> dict[str, Any]:
     if not supported(index):
         raise UserError(f"{data_dir}: no feature extractor for source {index['source']!r} yet")
-    samples, _ = generate(generator, n, seed, batch_size, device)
+    samples, _ = generate(generator, n, seed, batch_size, device, truncation)
     if index["kind"] == "points":
         mix = index["mixture"]
         result = mixture_metrics(samples, np.asarray(mix["means"]), mix["std"])
         result["protocol"] = {"benchmark": index["source"], "n_generated": n, "seed": seed}
-        return result
-    return digits_metrics(samples, data_dir, index, seed)
+    else:
+        result = digits_metrics(samples, data_dir, index, seed)
+    result["protocol"]["truncation"] = truncation
+    return result
 
 
 class _Precomputed(nn.Module):

@@ -29,6 +29,13 @@ class Layers:
         return self._wrap(nn.Embedding(*args, **kwargs))
 
 
+def trainable_weight(module: nn.Module) -> torch.Tensor:
+    """The weight the optimizer updates: under spectral norm, the un-normalised original."""
+    if hasattr(module, "parametrizations"):
+        return module.parametrizations.weight.original
+    return module.weight
+
+
 class ProjectionHead(nn.Module):
     """D's output: a linear score plus, when conditional, <embed(y), h> (Miyato & Koyama 2018)."""
 

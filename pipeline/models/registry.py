@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from pipeline.config import ModelConfig
 from pipeline.errors import UserError
-from pipeline.models import dcgan, mlp
+from pipeline.models import biggan, dcgan, mlp
+from pipeline.models.layers import trainable_weight
 
-FAMILIES = {"dcgan": "image", "mlp": "points"}
+FAMILIES = {"dcgan": "image", "mlp": "points", "biggan": "image"}
 
 
 def build_models(model: ModelConfig, index: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
@@ -22,13 +24,57 @@ def build_models(model: ModelConfig, index: dict[str, Any]) -> tuple[nn.Module, 
             + " or ".join(f for f, kind in FAMILIES.items() if kind == index["kind"])
         )
     shape, classes = index["shape"], index["classes"] if model.conditional else 0
-    if model.family == "dcgan":
-        try:
+    if model.conditional and classes < 1:
+        raise UserError("model.conditional: the dataset has no class labels; set it to false")
+    g, d = _build(model, shape, classes)
+    for network in (g, d):
+        initialize(network, model.init)
+    return g, d
+
+
+INITIALIZERS = {
+    "normal": lambda w: nn.init.normal_(w, 0.0, 0.02),  # DCGAN and BigGAN's CIFAR runs
+    "orthogonal": nn.init.orthogonal_,  # BigGAN at ImageNet scale
+    "xavier": nn.init.xavier_uniform_,
+}
+
+
+def initialize(network: nn.Module, scheme: str) -> None:
+    """Re-initialise conv and linear weights ("default" keeps PyTorch's own)."""
+    if scheme == "default":
+        return
+    for module in network.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            with torch.no_grad():
+                INITIALIZERS[scheme](trainable_weight(module))
+
+
+def _build(model: ModelConfig, shape: list[int], classes: int) -> tuple[nn.Module, nn.Module]:
+    try:
+        if model.family == "dcgan":
             g = dcgan.Generator(shape, model.z_dim, model.width, classes, model.spectral_norm_g)
-            d = dcgan.Discriminator(shape, model.d_width, classes, model.spectral_norm_d)
-        except ValueError as err:
-            raise UserError(f"model.family: {err}; rebuild the data with --resolution") from None
-        return g, d
+            return g, dcgan.Discriminator(shape, model.d_width, classes, model.spectral_norm_d)
+        if model.family == "biggan":
+            return _biggan(model, shape, classes)
+    except ValueError as err:
+        raise UserError(
+            f"model: {err}; change the model settings or rebuild the data with another --resolution"
+        ) from None
     g = mlp.Generator(shape, model.z_dim, model.width, model.depth, classes, model.spectral_norm_g)
     d = mlp.Discriminator(shape, model.d_width, model.d_depth, classes, model.spectral_norm_d)
+    return g, d
+
+
+def _biggan(model: ModelConfig, shape: list[int], classes: int) -> tuple[nn.Module, nn.Module]:
+    g = biggan.Generator(
+        shape,
+        model.z_dim,
+        model.width,
+        classes,
+        model.spectral_norm_g,
+        model.attention,
+        model.shared_dim,
+        model.hierarchical,
+    )
+    d = biggan.Discriminator(shape, model.d_width, classes, model.spectral_norm_d, model.attention)
     return g, d

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pipeline import run_dir as runs
 from pipeline.config import Config
-from pipeline.data.reader import read_index, training_batches
+from pipeline.data.reader import dataset_index, training_batches
 from pipeline.metrics.evaluate import evaluate, supported
 from pipeline.models import build_models
 from pipeline.sampling import generate
@@ -26,6 +26,7 @@ from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
 from pipeline.train.ema import EMA
 from pipeline.train.losses import LOSSES
+from pipeline.train.regularizers import generator_regularizers
 from pipeline.train.steps import GAN, discriminator_step, generator_step
 from pipeline.visual import image_grid, scatter
 
@@ -40,7 +41,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
         accelerator.num_processes,
         accelerator.is_main_process,
     )
-    index = read_index(config.data.dir)  # fails early, on every rank, if the data is missing
+    index = dataset_index(config.data)  # fails early, on every rank, if the data is missing
     if main:
         runs.start(run_dir, config, resume)
     accelerator.wait_for_everyone()
@@ -51,7 +52,16 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas_d))
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
-    gan = GAN(accelerator, G, D, opt_g, opt_d, LOSSES[cfg.loss], cfg.grad_accum)
+    gan = GAN(
+        accelerator,
+        G,
+        D,
+        opt_g,
+        opt_d,
+        LOSSES[cfg.loss],
+        cfg.grad_accum,
+        generator_regularizers(cfg),
+    )
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
 
     step, images_seen = 0, 0
@@ -125,6 +135,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
                 seed=config.seed,
                 batch_size=config.eval.batch_size,
                 device=accelerator.device,
+                truncation=config.eval.truncation,
             )
             tracker.log({f"eval/{k}": v for k, v in metrics.items() if k != "protocol"}, step)
             progress.write(f"step {step}: " + headline(metrics))

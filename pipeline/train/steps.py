@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from accelerate import Accelerator
@@ -26,6 +26,7 @@ class GAN:
     opt_d: torch.optim.Optimizer
     loss: AdversarialLoss
     grad_accum: int
+    g_regularizers: list = field(default_factory=list)  # callables: generator -> penalty
 
     def __post_init__(self):
         self.g_bare = self.accelerator.unwrap_model(self.G)
@@ -84,7 +85,8 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
         with gan.sync_on_last(gan.G, i):
             with acc.autocast():
                 loss = gan.loss.g_loss(gan.d_bare(gan.G(z, y), y).float())
-            acc.backward(loss / gan.grad_accum)
+            penalty = sum(regularize(gan.g_bare) for regularize in gan.g_regularizers)
+            acc.backward((loss + penalty) / gan.grad_accum)
         total += loss.detach()
     gan.opt_g.step()
     gan.d_bare.requires_grad_(True)
