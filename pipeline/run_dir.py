@@ -15,6 +15,7 @@ from pipeline.data.reader import dataset_index
 from pipeline.errors import UserError
 from pipeline.models import build_models
 from pipeline.train import checkpoint
+from pipeline.train.growth import growth_for
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
@@ -59,6 +60,9 @@ def load_generator(run_dir: Path) -> tuple[nn.Module, Config, dict[str, Any], in
     generator, _ = build_models(config.model, index)
     state = checkpoint.load(latest / checkpoint.STATE)
     generator.load_state_dict(state["G_ema"])
+    growth = growth_for(generator, config.train.phase_images)
+    if growth:
+        growth.apply(state["images_seen"], generator)
     return generator.eval(), config, index, state["step"]
 
 

@@ -9,10 +9,10 @@ from torch import nn
 
 from pipeline.config import ModelConfig
 from pipeline.errors import UserError
-from pipeline.models import biggan, dcgan, mlp
+from pipeline.models import biggan, dcgan, mlp, progan
 from pipeline.models.layers import trainable_weight
 
-FAMILIES = {"dcgan": "image", "mlp": "points", "biggan": "image"}
+FAMILIES = {"dcgan": "image", "mlp": "points", "biggan": "image", "progan": "image"}
 
 
 def build_models(model: ModelConfig, index: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
@@ -56,6 +56,9 @@ def _build(model: ModelConfig, shape: list[int], classes: int) -> tuple[nn.Modul
             return g, dcgan.Discriminator(shape, model.d_width, classes, model.spectral_norm_d)
         if model.family == "biggan":
             return _biggan(model, shape, classes)
+        if model.family == "progan":
+            g = progan.Generator(shape, model.z_dim, model.width, classes)
+            return g, progan.Discriminator(shape, model.d_width, classes)
     except ValueError as err:
         raise UserError(
             f"model: {err}; change the model settings or rebuild the data with another --resolution"

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm import tqdm
 
 from pipeline import run_dir as runs
@@ -25,6 +25,7 @@ from pipeline.sampling import generate
 from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
 from pipeline.train.ema import EMA
+from pipeline.train.growth import growth_for
 from pipeline.train.losses import LOSSES
 from pipeline.train.regularizers import generator_regularizers
 from pipeline.train.steps import GAN, discriminator_step, generator_step
@@ -33,22 +34,26 @@ from pipeline.visual import image_grid, scatter
 
 def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
     cfg = config.train
+    index = dataset_index(config.data)  # fails early, on every rank, if the data is missing
+    set_seed(config.seed)  # identical initial weights on every rank
+    G, D = build_models(config.model, index)
+    growing = hasattr(G, "set_stage")
     accelerator = Accelerator(
-        mixed_precision=cfg.mixed_precision, log_with="wandb" if config.tracking.wandb else None
+        mixed_precision=cfg.mixed_precision,
+        log_with="wandb" if config.tracking.wandb else None,
+        # Growing networks leave their not-yet-used layers without gradients.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=growing)],
     )
     rank, world, main = (
         accelerator.process_index,
         accelerator.num_processes,
         accelerator.is_main_process,
     )
-    index = dataset_index(config.data)  # fails early, on every rank, if the data is missing
     if main:
         runs.start(run_dir, config, resume)
     accelerator.wait_for_everyone()
     info = runs.read_info(run_dir)
 
-    set_seed(config.seed)  # identical initial weights on every rank
-    G, D = build_models(config.model, index)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas_d))
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
@@ -63,6 +68,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
         generator_regularizers(cfg),
     )
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
+    growth = growth_for(gan.g_bare, cfg.phase_images)
 
     step, images_seen = 0, 0
     set_seed(config.seed + rank)  # different noise on each rank
@@ -106,6 +112,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
         mininterval=1 if sys.stderr.isatty() else 30,  # batch logs get a line every 30 s
     )
     while step < cfg.steps:
+        if growth:  # progressive growing: the stage follows the images shown
+            level, alpha = growth.apply(images_seen, gan.g_bare, gan.d_bare, ema.model)
         for _ in range(cfg.n_dis):
             window.add(discriminator_step(gan, batches, shards))
         window.add(generator_step(gan, cfg.batch_size))
@@ -117,6 +125,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
 
         if step % cfg.log_every == 0 or last:
             values = window.summary(cfg.n_dis * global_batch)
+            if growth:
+                values.update(level=level, alpha=alpha)
             tracker.log({**values, "images_seen": images_seen}, step)
             progress.set_postfix(
                 img_s=f"{values['img_per_s']:.0f}",
