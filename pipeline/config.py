@@ -54,7 +54,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    family: str = choice("dcgan", "mlp", "biggan", "progan")
+    family: str = choice("dcgan", "mlp", "biggan", "progan", "vaegan")
     z_dim: int = bounded(64, 1)
     width: int = bounded(32, 1)  # G; dcgan: channels at full resolution; mlp: hidden units
     d_width: int = bounded(32, 1)  # the same for D
@@ -82,6 +82,8 @@ class TrainConfig:
     betas_d: list[float] = field(default_factory=lambda: [0.0, 0.999])
     ortho_reg: float = bounded(0.0, 0.0)  # orthogonal regularization of G (BigGAN: 1e-4)
     phase_images: int = bounded(600_000, 1)  # progan: images per fade-in and per stable phase
+    recon_weight: float = bounded(1.0, 0.0)  # vaegan: reconstruction in D's feature space
+    kl_weight: float = bounded(1.0, 0.0)  # vaegan: KL of the encoder to the prior
     ema_decay: float = bounded(0.999, 0.0, 1.0)
     ema_start: int = bounded(0, 0)  # steps during which the EMA copies G instead of averaging
     mixed_precision: str = choice("no", "bf16")

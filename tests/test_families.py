@@ -9,6 +9,7 @@ FAMILIES = {  # tiny on purpose: these runs prove the plumbing, not the quality
     "progan": "{family: progan, z_dim: 8, width: 2, d_width: 2, conditional: true}",
     "biggan": "{family: biggan, z_dim: 8, width: 2, d_width: 2, conditional: true, "
     "spectral_norm_g: true, attention: 16, shared_dim: 8, init: orthogonal}",
+    "vaegan": "{family: vaegan, z_dim: 8, width: 4, d_width: 4, conditional: true}",
 }
 TRAIN = """
 train: {steps: 4, batch_size: 8, ortho_reg: 1.0e-4, checkpoint_every: 2, eval_every: 4,

@@ -10,12 +10,12 @@ from torch import nn
 from pipeline.models.layers import LatentInput, Layers, ProjectionHead
 
 
-def _stages(resolution: int) -> int:
+def stages(resolution: int) -> int:
     """Number of 2x resolution changes between 4x4 and the image."""
-    stages = math.log2(resolution) - 2
-    if resolution < 8 or not stages.is_integer():
+    count = math.log2(resolution) - 2
+    if resolution < 8 or not count.is_integer():
         raise ValueError(f"dcgan needs a power-of-two resolution >= 8, got {resolution}")
-    return int(stages)
+    return int(count)
 
 
 class Generator(nn.Module):
@@ -24,7 +24,7 @@ class Generator(nn.Module):
         channels, resolution = shape[0], shape[-1]
         self.z_dim, self.n_classes = z_dim, n_classes
         layers = Layers(spectral)
-        n = _stages(resolution)
+        n = stages(resolution)
         widths = [width * 2**k for k in reversed(range(n + 1))]  # e.g. 8w at 4x4 ... w at the top
         self.latent = LatentInput(z_dim, n_classes)
         self.project = layers.linear(self.latent.out_features, widths[0] * 16)
@@ -47,7 +47,7 @@ class Discriminator(nn.Module):
         super().__init__()
         channels, resolution = shape[0], shape[-1]
         layers = Layers(spectral)
-        n = _stages(resolution)
+        n = stages(resolution)
         widths = [width * 2**k for k in range(n + 1)]
         blocks: list[nn.Module] = [layers.conv(channels, widths[0], 3, padding=1)]
         for c_in, c_out in zip(widths, widths[1:], strict=False):
@@ -56,6 +56,10 @@ class Discriminator(nn.Module):
         self.body = nn.Sequential(*blocks)
         self.head = ProjectionHead(layers, widths[-1], n_classes)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature maps (VAE-GAN measures reconstructions here)."""
+        return self.body(x)
+
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.body(x).sum(dim=(2, 3))  # global sum pooling, as in projection discriminators
+        h = self.features(x).sum(dim=(2, 3))  # global sum pooling, as in projection D
         return self.head(h, y)

@@ -9,10 +9,16 @@ from torch import nn
 
 from pipeline.config import ModelConfig
 from pipeline.errors import UserError
-from pipeline.models import biggan, dcgan, mlp, progan
+from pipeline.models import biggan, dcgan, mlp, progan, vaegan
 from pipeline.models.layers import trainable_weight
 
-FAMILIES = {"dcgan": "image", "mlp": "points", "biggan": "image", "progan": "image"}
+FAMILIES = {
+    "dcgan": "image",
+    "mlp": "points",
+    "biggan": "image",
+    "progan": "image",
+    "vaegan": "image",
+}
 
 
 def build_models(model: ModelConfig, index: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
@@ -56,6 +62,9 @@ def _build(model: ModelConfig, shape: list[int], classes: int) -> tuple[nn.Modul
             return g, dcgan.Discriminator(shape, model.d_width, classes, model.spectral_norm_d)
         if model.family == "biggan":
             return _biggan(model, shape, classes)
+        if model.family == "vaegan":  # DCGAN's D; G with an encoder in front
+            g = vaegan.Generator(shape, model.z_dim, model.width, classes, model.spectral_norm_g)
+            return g, dcgan.Discriminator(shape, model.d_width, classes, model.spectral_norm_d)
         if model.family == "progan":
             g = progan.Generator(shape, model.z_dim, model.width, classes)
             return g, progan.Discriminator(shape, model.d_width, classes)

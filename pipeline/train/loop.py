@@ -27,7 +27,7 @@ from pipeline.train import checkpoint
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
 from pipeline.train.losses import LOSSES
-from pipeline.train.regularizers import generator_regularizers
+from pipeline.train.regularizers import generator_terms
 from pipeline.train.steps import GAN, discriminator_step, generator_step
 from pipeline.visual import image_grid, scatter
 
@@ -65,8 +65,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
         opt_d,
         LOSSES[cfg.loss],
         cfg.grad_accum,
-        generator_regularizers(cfg),
     )
+    gan.g_terms = generator_terms(cfg, gan.g_bare)
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
     growth = growth_for(gan.g_bare, cfg.phase_images)
 
@@ -74,7 +74,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
     set_seed(config.seed + rank)  # different noise on each rank
     if resume:
         step, images_seen = restore(gan, ema, run_dir, rank)
-    batches = training_batches(
+    gan.batches = training_batches(
         config.data.dir,
         cfg.batch_size,
         seed=f"{config.seed}@{step}",
@@ -115,7 +115,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
         if growth:  # progressive growing: the stage follows the images shown
             level, alpha = growth.apply(images_seen, gan.g_bare, gan.d_bare, ema.model)
         for _ in range(cfg.n_dis):
-            window.add(discriminator_step(gan, batches, shards))
+            window.add(discriminator_step(gan, shards))
         window.add(generator_step(gan, cfg.batch_size))
         ema.update(gan.g_bare, step)
         step += 1

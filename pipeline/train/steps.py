@@ -26,7 +26,8 @@ class GAN:
     opt_d: torch.optim.Optimizer
     loss: AdversarialLoss
     grad_accum: int
-    g_regularizers: list = field(default_factory=list)  # callables: generator -> penalty
+    g_terms: list = field(default_factory=list)  # callables: GAN -> extra generator loss
+    batches: Iterator[Batch] | None = None  # the real-data stream
 
     def __post_init__(self):
         self.g_bare = self.accelerator.unwrap_model(self.G)
@@ -47,13 +48,13 @@ class GAN:
         return nullcontext() if last else self.accelerator.no_sync(model)
 
 
-def discriminator_step(gan: GAN, batches: Iterator[Batch], shards: set[str]) -> dict:
+def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     """One D update on real batches and fresh fakes (G is not differentiated)."""
     acc = gan.accelerator
     gan.opt_d.zero_grad(set_to_none=True)
     stats = torch.zeros(3, device=acc.device)
     for i in range(gan.grad_accum):
-        batch = next(batches)
+        batch = next(gan.batches)
         shards.update(batch.shards)
         real = batch.x.to(acc.device, non_blocking=True)
         z, y = gan.latents(len(real), batch.y.to(acc.device) if gan.n_classes else None)
@@ -85,8 +86,8 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
         with gan.sync_on_last(gan.G, i):
             with acc.autocast():
                 loss = gan.loss.g_loss(gan.d_bare(gan.G(z, y), y).float())
-            penalty = sum(regularize(gan.g_bare) for regularize in gan.g_regularizers)
-            acc.backward((loss + penalty) / gan.grad_accum)
+                extra = sum(term(gan) for term in gan.g_terms)
+            acc.backward((loss + extra) / gan.grad_accum)
         total += loss.detach()
     gan.opt_g.step()
     gan.d_bare.requires_grad_(True)
