@@ -51,6 +51,12 @@ def parser() -> argparse.ArgumentParser:
     info.add_argument("--config", type=Path, required=True)
     info.add_argument("overrides", nargs="*", metavar="key=value")
 
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="suite", required=True)
+    families = bench.add_parser("families", help="every family's digits config: FID and time")
+    families.add_argument("--out", type=Path, default=Path("bench/families"))
+    families.add_argument("--families", default="dcgan,biggan,progan,vaegan")
+    families.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
+
     evaluate = sub.add_parser("eval", help="evaluate the latest checkpoint, print JSON")
     evaluate.add_argument("--run", type=Path, required=True)
     evaluate.add_argument("--n", type=int, default=None, help="samples (default eval.n_samples)")
@@ -180,12 +186,26 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pipeline.bench import families
+
+    chosen = args.families.split(",")
+    unknown = sorted(set(chosen) - set(families.CONFIGS))
+    if unknown:
+        raise UserError(
+            f"--families: unknown {', '.join(unknown)}; choose from {', '.join(families.CONFIGS)}"
+        )
+    families.run(args.out, chosen, args.overrides)
+    return 0
+
+
 COMMANDS = {
     "data": cmd_data,
     "train": cmd_train,
     "sample": cmd_sample,
     "eval": cmd_eval,
     "model-info": cmd_model_info,
+    "bench": cmd_bench,
 }
 
 if __name__ == "__main__":
