@@ -38,7 +38,10 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--workers", type=int, help="image encoding processes (default: all cores)")
 
     train = sub.add_parser("train", help="train a GAN (also: python -m pipeline.train)")
-    add_train_arguments(train)
+    train.add_argument("--config", type=Path, help="YAML experiment file (configs/)")
+    train.add_argument("--run-dir", type=Path, help="default: runs/<name>")
+    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr_d=4e-4")
 
     sample = sub.add_parser("sample", help="write EMA-generator samples to .npz")
     sample.add_argument("--run", type=Path, required=True)
@@ -62,13 +65,6 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--n", type=int, default=None, help="samples (default eval.n_samples)")
     evaluate.add_argument("--seed", type=int, default=0)
     return top
-
-
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="YAML experiment file (configs/)")
-    p.add_argument("--run-dir", type=Path, help="default: runs/<name>")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr_d=4e-4")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,8 +62,22 @@ def test_pixel_norm_and_minibatch_stddev():
 
 
 def test_equalized_learning_rate_scales_at_run_time():
-    layer = progan.EqualConv2d(16, 16, 3)
-    assert layer.weight.std().item() == pytest.approx(1.0, rel=0.1)  # stored N(0, 1)
-    x = torch.randn(64, 16, 8, 8)
-    out = layer(x)
-    assert out.pow(2).mean().item() == pytest.approx(2.0, rel=0.2)  # He gain sqrt(2)
+    torch.manual_seed(0)
+    layer = progan.EqualLinear(256, 256)
+    assert layer.weight.std().item() == pytest.approx(1.0, rel=0.05)  # stored N(0, 1)
+    out = layer(torch.randn(1024, 256))
+    assert out.pow(2).mean().item() == pytest.approx(2.0, rel=0.1)  # He gain sqrt(2) at run time
+
+
+def test_gradients_reach_every_layer_the_stage_uses():
+    g, d = models(conditional=True)
+    last = g.levels - 1
+    for model in (g, d):
+        model.set_stage(last, 0.5)  # fading in: the top two resolutions' RGB layers both work
+    y = torch.tensor([1, 2])
+    d(g(torch.randn(2, 16), y), y).sum().backward()
+    idle = {f"{rgb}.{i}." for rgb in ("to_rgb", "from_rgb") for i in range(last - 1)}
+    for model in (g, d):
+        for name, p in model.named_parameters():
+            used = not any(name.startswith(prefix) for prefix in idle)
+            assert (p.grad is not None and p.grad.abs().sum() > 0) == used, name

@@ -45,8 +45,6 @@ def write(
 ) -> dict[str, Any]:
     """Write `out/<split>-NNNNN.tar` and `out/index.json`; returns the index."""
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.tar"):
-        old.unlink()
     index: dict[str, Any] = {
         "format": 1,
         "source": source.name,
@@ -61,6 +59,8 @@ def write(
     per_record = POINTS_PER_RECORD if source.kind == "points" else 1
     max_records = max(1, (shard_size or DEFAULT_SHARD_SIZE[source.kind]) // per_record)
     for split_name, split in source.splits.items():
+        for stale in out.glob(f"{split_name}-*.tar"):  # a rebuild replaces this split only
+            stale.unlink()
         pattern = str(out / f"{split_name}-%05d.tar")
         with wds.ShardWriter(pattern, maxcount=max_records, verbose=0) as sink:
             for record in _records(source, split, split_name, workers):

@@ -57,16 +57,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas_d))
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
-    gan = GAN(
-        accelerator,
-        G,
-        D,
-        opt_g,
-        opt_d,
-        LOSSES[cfg.loss],
-        cfg.grad_accum,
-    )
-    gan.g_terms = generator_terms(cfg, gan.g_bare)
+    gan = GAN(accelerator, G, D, opt_g, opt_d, LOSSES[cfg.loss], cfg.grad_accum)
+    gan.g_terms = generator_terms(cfg, gan.g_bare)  # they ask the bare G what it can do
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
     growth = growth_for(gan.g_bare, cfg.phase_images)
 
@@ -134,9 +126,11 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
                 g=f"{values['loss_g']:.3f}",
                 refresh=False,
             )
-        if main and (step % cfg.sample_every == 0 or last):
+        sampling = step % cfg.sample_every == 0 or last
+        measuring = evaluating and (step % cfg.eval_every == 0 or last)
+        if main and sampling:
             write_samples(ema.model, config, index, run_dir, tracker, step, accelerator.device)
-        if main and evaluating and (step % cfg.eval_every == 0 or last):
+        if main and measuring:
             metrics = evaluate(
                 ema.model,
                 config.data.dir,
@@ -149,9 +143,10 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
             )
             tracker.log({f"eval/{k}": v for k, v in metrics.items() if k != "protocol"}, step)
             progress.write(f"step {step}: " + headline(metrics))
+        if sampling or measuring:  # the other ranks wait for the main process's extra work
+            accelerator.wait_for_everyone()
         if step % cfg.checkpoint_every == 0 or last:
             save(gan, ema, run_dir, step, images_seen, info["run_id"], cfg.keep_checkpoints)
-        accelerator.wait_for_everyone()
 
     progress.close()
     runs.write_json(
