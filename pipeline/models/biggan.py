@@ -82,11 +82,11 @@ class SelfAttention(nn.Module):
 
 
 class GBlock(nn.Module):
-    def __init__(self, layers: Layers, c_in: int, c_out: int, cond_dim: int):
+    def __init__(self, layers: Layers, c_in: int, c_out: int, cond_dim: int, cond_layers: Layers):
         super().__init__()
-        self.bn1 = ConditionalBatchNorm(layers, c_in, cond_dim)
+        self.bn1 = ConditionalBatchNorm(cond_layers, c_in, cond_dim)
         self.conv1 = layers.conv(c_in, c_out, 3, padding=1)
-        self.bn2 = ConditionalBatchNorm(layers, c_out, cond_dim)
+        self.bn2 = ConditionalBatchNorm(cond_layers, c_out, cond_dim)
         self.conv2 = layers.conv(c_out, c_out, 3, padding=1)
         self.shortcut = layers.conv(c_in, c_out, 1)
 
@@ -124,12 +124,15 @@ class Generator(nn.Module):
         self.shared = nn.Embedding(n_classes, shared_dim) if n_classes and shared_dim else None
         class_dim = (shared_dim if self.shared is not None else n_classes) if n_classes else 0
         cond_dim = class_dim + (chunk if hierarchical else 0)
+        # One-hot classes feed plain per-class gains (an embedding, as in the reference code):
+        # spectral norm on them would cap how far classes can pull the features apart.
+        cond_layers = layers if self.shared is not None else Layers(False)
         self.linear = layers.linear(chunk if hierarchical else z_dim, widths[0] * 16)
         self.blocks = nn.ModuleList()
         size = 4
         for c_in, c_out in zip(widths, widths[1:], strict=False):
             size *= 2
-            block = nn.ModuleList([GBlock(layers, c_in, c_out, cond_dim)])
+            block = nn.ModuleList([GBlock(layers, c_in, c_out, cond_dim, cond_layers)])
             if size == attention:
                 block.append(SelfAttention(layers, c_out))
             self.blocks.append(block)
