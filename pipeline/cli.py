@@ -142,23 +142,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pipeline.metrics.evaluate import evaluate
-    from pipeline.run_dir import load_generator, write_json
+    from pipeline.run_dir import evaluate_latest
 
-    generator, config, index, step = load_generator(args.run)
-    n = args.n or config.eval.n_samples
-    metrics = evaluate(
-        generator,
-        config.data.dir,
-        index,
-        n,
-        args.seed,
-        config.eval.batch_size,
-        truncation=config.eval.truncation,
-    )
-    metrics = {"step": step, **metrics}
-    write_json(args.run / "eval.json", metrics)
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(evaluate_latest(args.run, args.n, args.seed), indent=2))
     return 0
 
 

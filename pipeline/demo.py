@@ -13,8 +13,7 @@ from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.data.shards import build
-from pipeline.metrics.evaluate import evaluate
-from pipeline.run_dir import load_generator, write_json
+from pipeline.run_dir import evaluate_latest
 from pipeline.train.loop import train
 
 
@@ -35,16 +34,7 @@ def main() -> None:
     train(config, run)
 
     say(f"ganpipe eval --run {run}")
-    generator, config, index, step = load_generator(run)
-    metrics = evaluate(
-        generator,
-        config.data.dir,
-        index,
-        config.eval.n_samples,
-        seed=0,
-        truncation=config.eval.truncation,
-    )
-    write_json(run / "eval.json", {"step": step, **metrics})
+    metrics = evaluate_latest(run, seed=0)
 
     grids = sorted((run / "samples").glob("*.png"))
     minutes = (time.perf_counter() - started) / 60

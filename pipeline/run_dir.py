@@ -66,6 +66,26 @@ def load_generator(run_dir: Path) -> tuple[nn.Module, Config, dict[str, Any], in
     return generator.eval(), config, index, state["step"]
 
 
+def evaluate_latest(run_dir: Path, n: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """`ganpipe eval`: the EMA generator of the newest checkpoint, measured with its dataset's
+    protocol (`n` samples, default eval.n_samples) and saved as eval.json."""
+    from pipeline.metrics.evaluate import evaluate
+
+    generator, config, index, step = load_generator(run_dir)
+    metrics = evaluate(
+        generator,
+        config.data.dir,
+        index,
+        n or config.eval.n_samples,
+        seed,
+        config.eval.batch_size,
+        truncation=config.eval.truncation,
+    )
+    metrics = {"step": step, **metrics}
+    write_json(run_dir / "eval.json", metrics)
+    return metrics
+
+
 def write_json(path: Path, values: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(values, indent=2))
