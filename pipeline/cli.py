@@ -33,8 +33,10 @@ def parser() -> argparse.ArgumentParser:
         help="image-folder, cifar10, npz: 1 = greyscale, 3 = RGB (digits: 1)",
     )
     build.add_argument("--shard-size", type=int, help="samples per shard (images 200, mog 10000)")
-    build.add_argument("--samples", type=int, default=100_000, help="training points (mog)")
-    build.add_argument("--seed", type=int, default=0, help="sampling seed (mog)")
+    build.add_argument(
+        "--samples", type=int, default=100_000, help="training samples (mog, stacked-digits)"
+    )
+    build.add_argument("--seed", type=int, default=0, help="sampling seed (mog, stacked-digits)")
     build.add_argument("--workers", type=int, help="image encoding processes (default: all cores)")
 
     train = sub.add_parser("train", help="train a GAN (also: python -m pipeline.train)")
@@ -54,11 +56,23 @@ def parser() -> argparse.ArgumentParser:
     info.add_argument("--config", type=Path, required=True)
     info.add_argument("overrides", nargs="*", metavar="key=value")
 
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="suite", required=True)
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="benchmark", required=True
+    )
     families = bench.add_parser("families", help="every family's digits config: FID and time")
     families.add_argument("--out", type=Path, default=Path("bench/families"))
     families.add_argument("--families", default="dcgan,biggan,progan,vaegan")
     families.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
+    collapse = bench.add_parser("collapse", help="mode collapse on ring, grid, stacked digits")
+    collapse.add_argument("--out", type=Path, default=Path("bench/collapse"))
+    collapse.add_argument("--suite", default="ring,grid,stacked")
+    collapse.add_argument("--seeds", type=int, default=10)
+    collapse.add_argument("--recipes", help="default: vanilla, best and every ablation")
+    collapse.add_argument(
+        "--recipes-file", type=Path, default=Path("configs/collapse/recipes.yaml")
+    )
+    collapse.add_argument("--jobs", type=int, default=1, help="runs at once (cores are shared)")
+    collapse.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
 
     evaluate = sub.add_parser("eval", help="evaluate the latest checkpoint, print JSON")
     evaluate.add_argument("--run", type=Path, required=True)
@@ -169,16 +183,33 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.benchmark == "collapse":
+        return bench_collapse(args)
     from pipeline.bench import families
 
-    chosen = args.families.split(",")
-    unknown = sorted(set(chosen) - set(families.CONFIGS))
-    if unknown:
-        raise UserError(
-            f"--families: unknown {', '.join(unknown)}; choose from {', '.join(families.CONFIGS)}"
-        )
-    families.run(args.out, chosen, args.overrides)
+    families.run(args.out, pick("--families", args.families, families.CONFIGS), args.overrides)
     return 0
+
+
+def bench_collapse(args: argparse.Namespace) -> int:
+    from pipeline.bench import collapse, recipes
+
+    book = recipes.load(args.recipes_file)
+    suites = pick("--suite", args.suite, collapse.SUITES)
+    chosen = pick("--recipes", args.recipes, book) if args.recipes else list(book)
+    if args.seeds < 1 or args.jobs < 1:
+        raise UserError("--seeds and --jobs must be at least 1")
+    collapse.run(args.out, suites, chosen, args.seeds, args.jobs, args.recipes_file, args.overrides)
+    return 0
+
+
+def pick(flag: str, text: str, known) -> list[str]:
+    """A comma-separated choice, checked against the known names."""
+    chosen = text.split(",")
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise UserError(f"{flag}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    return chosen
 
 
 COMMANDS = {

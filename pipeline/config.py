@@ -67,6 +67,10 @@ class ModelConfig:
     shared_dim: int = bounded(128, 0)  # biggan: shared class embedding; 0 = one-hot classes
     hierarchical: bool = True  # biggan: split z across the generator's blocks
     init: str = choice("default", "normal", "orthogonal", "xavier")  # conv/linear weights
+    # Discriminator options against collapse (every family):
+    minibatch_stddev: int = bounded(0, 0)  # group size of a minibatch-stddev feature; 0 = off
+    pack: int = bounded(1, 1)  # PacGAN: D judges this many samples at once; 1 = off
+    d_dropout: float = bounded(0.0, 0.0, 0.9)  # dropout on D's pooled features
 
 
 @dataclass
@@ -75,12 +79,13 @@ class TrainConfig:
     batch_size: int = bounded(64, 1)  # per process and per micro-batch
     grad_accum: int = bounded(1, 1)  # micro-batches per optimizer step
     n_dis: int = bounded(1, 1)  # discriminator steps per generator step
-    loss: str = choice("hinge", "nonsat")
+    loss: str = choice("hinge", "nonsat", "wgan", "lsgan")
+    relativistic: bool = False  # relativistic average version of `loss`
     lr_g: float = bounded(1e-4, 0.0)
     lr_d: float = bounded(4e-4, 0.0)
     betas_g: list[float] = field(default_factory=lambda: [0.0, 0.999])
     betas_d: list[float] = field(default_factory=lambda: [0.0, 0.999])
-    ortho_reg: float = bounded(0.0, 0.0)  # orthogonal regularization of G (BigGAN: 1e-4)
+    lr_decay_from: float = bounded(1.0, 0.0, 1.0)  # share of steps after which lrs fall to 1%
     phase_images: int = bounded(600_000, 1)  # progan: images per fade-in and per stable phase
     recon_weight: float = bounded(1.0, 0.0)  # vaegan: reconstruction in D's feature space
     kl_weight: float = bounded(1.0, 0.0)  # vaegan: KL of the encoder to the prior
@@ -92,6 +97,29 @@ class TrainConfig:
     sample_every: int = bounded(500, 1)
     checkpoint_every: int = bounded(500, 1)
     keep_checkpoints: int = bounded(2, 1)
+
+
+@dataclass
+class RegularizeConfig:
+    """Penalties added to the losses; each weight 0 = off."""
+
+    r1: float = bounded(0.0, 0.0)  # gamma of R1 on real data (D)
+    r1_every: int = bounded(1, 1)  # lazy R1: every k-th D step, scaled by k
+    gradient_penalty: float = bounded(0.0, 0.0)  # WGAN-GP weight (D; the paper: 10)
+    lecam: float = bounded(0.0, 0.0)  # LeCam weight (D)
+    lecam_decay: float = bounded(0.99, 0.0, 1.0)  # moving average of D's outputs
+    orthogonal: float = bounded(0.0, 0.0)  # orthogonal regularization of G (BigGAN: 1e-4)
+    mode_seeking: float = bounded(0.0, 0.0)  # mode-seeking (diversity) term of G
+
+
+@dataclass
+class DAugmentConfig:
+    """Differentiable augmentation of everything D sees, real and fake (DiffAugment or ADA)."""
+
+    diffaugment: list[str] = field(default_factory=list)  # of color, translation, cutout
+    ada_target: float = bounded(0.0, 0.0, 1.0)  # ADA on, with this target for E[sign D(real)]
+    ada_interval: int = bounded(4, 1)  # D steps between adjustments of p
+    ada_images: int = bounded(500_000, 1)  # images for p to travel from 0 to 1
 
 
 @dataclass
@@ -117,6 +145,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    regularize: RegularizeConfig = field(default_factory=RegularizeConfig)
+    d_augment: DAugmentConfig = field(default_factory=DAugmentConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -149,6 +179,31 @@ def _check_cross_fields(config: Config) -> None:
         betas = getattr(config.train, name)
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise UserError(f"train.{name}: {betas!r}, accepted: two numbers in [0, 1)")
+    model, augment = config.model, config.d_augment
+    if config.train.batch_size % model.pack:
+        raise UserError(
+            f"model.pack: {model.pack} does not divide train.batch_size "
+            f"{config.train.batch_size}; pick a batch size that is a multiple of it"
+        )
+    packs = config.train.batch_size // model.pack
+    group = model.minibatch_stddev or (4 if model.family == "progan" else 0)  # progan's own
+    if group and packs % group:
+        raise UserError(
+            f"model.minibatch_stddev: groups of {group} do not divide the "
+            f"{packs} samples D judges per batch (train.batch_size / model.pack); the groups "
+            "would mix real and generated samples"
+        )
+    if augment.diffaugment and augment.ada_target:
+        raise UserError(
+            "d_augment: choose DiffAugment (d_augment.diffaugment) or ADA "
+            "(d_augment.ada_target), not both"
+        )
+    unknown = sorted(set(augment.diffaugment) - {"color", "translation", "cutout"})
+    if unknown:
+        raise UserError(
+            f"d_augment.diffaugment: unknown {', '.join(unknown)}; "
+            "accepted: color, translation, cutout"
+        )
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -110,3 +110,9 @@ def test_imagenet128_parameter_counts_match_the_paper():
     g, d = build_models(config, index)
     count = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
     assert count(g) == pytest.approx(70.4, rel=0.02) and count(d) == pytest.approx(88.0, rel=0.02)
+
+
+def test_normal_init_reaches_the_class_embeddings():
+    g, d = tiny(32, True, init="normal", shared_dim=64)
+    assert g.shared.weight.std().item() == pytest.approx(0.02, rel=0.2)  # not N(0, 1)
+    assert g.linear.parametrizations.weight.original.std().item() == pytest.approx(0.02, rel=0.2)

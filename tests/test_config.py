@@ -36,7 +36,7 @@ def test_yaml_and_dotted_overrides(tmp_path):
         ("trian.steps=1", "unknown config key trian: did you mean train?"),
         ("train.steps=ten", "train.steps: expected int, got 'ten'"),
         ("train.steps=1.5", "train.steps: expected int, got 1.5"),
-        ("train.loss=wgan", "train.loss: 'wgan' is not one of hinge, nonsat"),
+        ("train.loss=wgangp", "train.loss: 'wgangp' is not one of hinge, nonsat, wgan, lsgan"),
         ("train.lr_g=-1e-4", "train.lr_g: -0.0001 is out of range, accepted: >= 0.0"),
         ("train.ema_decay=1.5", "train.ema_decay: 1.5 is out of range, accepted: in [0.0, 1.0]"),
         ("train.betas_d=[0.5]", "train.betas_d: [0.5], accepted: two numbers in [0, 1)"),

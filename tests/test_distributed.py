@@ -25,7 +25,10 @@ def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):
         yaml.safe_dump(
             {
                 "data": {"dir": str(digits16)},
-                "model": {"z_dim": 16, "width": 8, "d_width": 8},
+                "model": {"z_dim": 16, "width": 8, "d_width": 8, "pack": 2},
+                # Toolbox parts with cross-process state or their own D passes.
+                "regularize": {"r1": 0.1, "r1_every": 2, "lecam": 0.1, "mode_seeking": 0.1},
+                "d_augment": {"ada_target": 0.6, "ada_interval": 2, "ada_images": 1000},
                 "train": {
                     "steps": 12,
                     "batch_size": 16,
@@ -67,6 +70,8 @@ def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):
     shards = [set(r["shards_read"]) for r in ranks]
     assert shards[0] and shards[1] and not shards[0] & shards[1]
     assert ranks[0]["parameters"] == ranks[1]["parameters"]  # gradients were all-reduced
+    assert ranks[0]["toolbox"] == ranks[1]["toolbox"]  # ADA's p and LeCam's averages agree
+    assert set(ranks[0]["toolbox"]) >= {"augment.p", "lecam.means"}
     assert "global batch 64 (16 x 2 processes x 2 accumulation)" in done.stdout
     step = run / "checkpoints" / "step-00000012"
     assert sorted(p.name for p in step.iterdir()) == ["rng-rank0.pt", "rng-rank1.pt", "state.pt"]

@@ -118,7 +118,7 @@ def test_user_errors_are_one_line(tmp_path):
     message = done.stderr.strip()
     assert "\n" not in message and message.startswith(
         "ganpipe: error: unknown config key train.lr_dd: did you mean train.lr_d? accepted: "
-        "steps, batch_size, grad_accum, n_dis, loss, lr_g, lr_d,"
+        "steps, batch_size, grad_accum, n_dis, loss, relativistic, lr_g, lr_d,"
     )
     done = ganpipe(
         "train", f"data.dir={tmp_path / 'nowhere'}", "--run-dir", tmp_path / "r", check=False

@@ -12,8 +12,9 @@ FAMILIES = {  # tiny on purpose: these runs prove the plumbing, not the quality
     "vaegan": "{family: vaegan, z_dim: 8, width: 4, d_width: 4, conditional: true}",
 }
 TRAIN = """
-train: {steps: 4, batch_size: 8, ortho_reg: 1.0e-4, checkpoint_every: 2, eval_every: 4,
+train: {steps: 4, batch_size: 8, checkpoint_every: 2, eval_every: 4,
         sample_every: 4, log_every: 1, phase_images: 20}
+regularize: {orthogonal: 1.0e-4}
 eval: {n_samples: 100, n_samples_during_training: 100, grid_size: 10}
 tracking: {wandb: false}
 """
@@ -79,3 +80,70 @@ def test_conditional_needs_labels(tmp_path):
         check=False,
     )
     assert "model.conditional: the dataset has no class labels" in done.stderr
+
+
+TOOLBOX = """
+train: {steps: 3, batch_size: 8, loss: lsgan, relativistic: true, mixed_precision: bf16,
+        checkpoint_every: 3, eval_every: 3, sample_every: 3, log_every: 1, phase_images: 20}
+regularize: {r1: 0.1, r1_every: 2, lecam: 0.1, mode_seeking: 0.1}
+d_augment: {ada_target: 0.6, ada_interval: 1, ada_images: 100}
+eval: {n_samples: 100, n_samples_during_training: 100, grid_size: 10}
+tracking: {wandb: false}
+"""
+D_OPTIONS = "pack: 2, minibatch_stddev: 2, d_dropout: 0.1"
+
+
+@pytest.mark.parametrize("family", ["dcgan", *sorted(FAMILIES)])
+def test_every_family_trains_with_the_whole_toolbox(family, digits32, tmp_path):
+    """Conditional, bf16, relativistic LSGAN, lazy R1, LeCam, mode seeking, ADA, packing,
+    minibatch-stddev and dropout at once; the toolbox's state is checkpointed."""
+    import torch
+
+    model = FAMILIES.get(
+        family, "{family: dcgan, z_dim: 8, width: 4, d_width: 4, conditional: true}"
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{dir: {digits32}}}\nmodel: {model[:-1]}, {D_OPTIONS}}}\n{TOOLBOX}")
+    run = tmp_path / "run"
+    ganpipe("train", "--config", config, "--run-dir", run)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    logged = [r for r in records if "penalty_d" in r]
+    assert len(logged) == 3 and all(r["penalty_d"] > 0 for r in logged)
+    assert all(0 <= r["ada_p"] <= 1 and -1 <= r["ada_r"] <= 1 for r in logged)
+    state = torch.load(run / "checkpoints" / "step-00000003" / "state.pt", weights_only=True)
+    assert set(state["toolbox"]) >= {"augment.p", "lecam.means"}
+    assert state["toolbox"]["augment.p"].item() == pytest.approx(logged[-1]["ada_p"])
+
+
+def test_gradient_penalty_and_packing_on_2d_points(ring, tmp_path):
+    run = tmp_path / "run"
+    ganpipe(
+        "train",
+        "--run-dir",
+        run,
+        f"data.dir={ring}",
+        "model.family=mlp",
+        "model.pack=4",
+        "model.width=32",
+        "model.d_width=32",
+        "train.loss=wgan",
+        "regularize.gradient_penalty=10",
+        "train.steps=5",
+        "train.log_every=1",
+        "train.eval_every=5",
+        "eval.n_samples_during_training=500",
+        "tracking.wandb=false",
+    )
+    records = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    assert all(r["penalty_d"] > 0 for r in records if "penalty_d" in r)
+    assert any("eval/modes" in r for r in records)
+    done = ganpipe(
+        "train",
+        "--run-dir",
+        tmp_path / "r2",
+        f"data.dir={ring}",
+        "model.family=mlp",
+        "d_augment.diffaugment=[color]",
+        check=False,
+    )
+    assert done.returncode == 2 and "d_augment: DiffAugment and ADA augment images" in done.stderr

@@ -6,7 +6,7 @@ import torch
 
 from pipeline.data.sources import mixture
 from pipeline.metrics.classifier import MIN_ACCURACY, digit_classifier
-from pipeline.metrics.evaluate import frechet_distance
+from pipeline.metrics.evaluate import digits_metrics, frechet_distance
 from pipeline.metrics.mixtures import mixture_metrics
 from pipeline.metrics.prdc import prdc
 
@@ -59,3 +59,14 @@ def test_digit_classifier_is_accurate_and_cached():
     assert cached == accuracy
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, again.state_dict()[name])
+
+
+def test_class_accuracy_reads_the_digit_that_was_asked_for(digits16):
+    from pipeline.data.reader import load_split, read_index
+
+    images, labels = load_split(digits16, "test")
+    index = read_index(digits16)
+    right = digits_metrics(images, digits16, index, seed=0, labels=labels)
+    wrong = digits_metrics(images, digits16, index, seed=0, labels=(labels + 1) % 10)
+    assert right["class_accuracy"] > 0.95 and wrong["class_accuracy"] < 0.05
+    assert "class_accuracy" not in digits_metrics(images, digits16, index, seed=0)

@@ -1,30 +1,8 @@
-import math
-
 import pytest
 import torch
 from torch import nn
 
 from pipeline.train.ema import EMA
-from pipeline.train.losses import HINGE, NON_SATURATING
-
-REAL = torch.tensor([2.0, 0.5, -1.0])
-FAKE = torch.tensor([-2.0, 0.0, 1.5])
-
-
-def test_hinge_by_hand():
-    # relu(1 - real) = [0, 0.5, 2] -> 5/6 ; relu(1 + fake) = [0, 1, 2.5] -> 7/6
-    assert HINGE.d_loss(REAL, FAKE).item() == pytest.approx(5 / 6 + 7 / 6)
-    assert HINGE.g_loss(FAKE).item() == pytest.approx(-(-2.0 + 0.0 + 1.5) / 3)
-
-
-def test_non_saturating_by_hand():
-    def softplus(v):
-        return math.log1p(math.exp(v))
-
-    d = sum(softplus(-r) for r in REAL.tolist()) / 3 + sum(softplus(f) for f in FAKE.tolist()) / 3
-    g = sum(softplus(-f) for f in FAKE.tolist()) / 3
-    assert NON_SATURATING.d_loss(REAL, FAKE).item() == pytest.approx(d)
-    assert NON_SATURATING.g_loss(FAKE).item() == pytest.approx(g)
 
 
 def small_model() -> nn.Module:
@@ -54,3 +32,12 @@ def test_ema_averages_float_buffers_and_copies_counters():
     assert torch.allclose(ema.model[1].running_mean, live[1].running_mean / 2)  # from 0
     assert ema.model[1].num_batches_tracked.item() == 1
     assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_learning_rate_schedule_is_flat_then_falls_linearly_to_one_percent():
+    from pipeline.train.schedule import lr_factor
+
+    assert lr_factor(0, 100, 1.0) == lr_factor(99, 100, 1.0) == 1.0
+    assert lr_factor(69, 100, 0.7) == 1.0 and lr_factor(70, 100, 0.7) == 1.0
+    assert lr_factor(85, 100, 0.7) == pytest.approx(1 - 0.99 / 2)
+    assert lr_factor(100, 100, 0.7) == pytest.approx(0.01)

@@ -2,11 +2,13 @@ import math
 
 import pytest
 import torch
+from accelerate import Accelerator
 
-from pipeline.config import ModelConfig, TrainConfig
+from pipeline.config import Config, ModelConfig
 from pipeline.models import build_models
 from pipeline.models.vaegan import kl_to_standard_normal
-from pipeline.train.regularizers import VAEReconstruction, generator_terms
+from pipeline.train.regularizers import VAEReconstruction
+from pipeline.train.toolbox import build_toolbox
 
 
 def test_kl_by_hand():
@@ -24,7 +26,8 @@ def test_encoder_decoder_round_trip_shapes_and_gradients():
     z, mean, log_var = g.encode(x)
     assert z.shape == mean.shape == log_var.shape == (5, 8)
     assert g(z).shape == x.shape and d.features(x).shape[0] == 5
-    assert [type(t) for t in generator_terms(TrainConfig(), g)] == [VAEReconstruction]
+    box = build_toolbox(Config(), g, {"kind": "image"}, Accelerator(cpu=True))
+    assert [type(t) for t in box.g_terms] == [VAEReconstruction]
     loss = ((d.features(g(z)) - d.features(x)) ** 2).mean() + kl_to_standard_normal(mean, log_var)
     loss.backward()
     assert all(p.grad is not None for p in g.encoder.parameters())

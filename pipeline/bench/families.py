@@ -55,6 +55,7 @@ def run(out: Path, families: list[str], overrides: list[str]) -> list[dict]:
                 "digits_covered": metrics["digits_covered"],
                 "precision": metrics["precision"],
                 "recall": metrics["recall"],
+                "class_accuracy": metrics.get("class_accuracy"),  # conditional runs only
                 "train_minutes": minutes,
                 "n_generated": metrics["protocol"]["n_generated"],
             }
@@ -76,13 +77,14 @@ def row_line(row: dict) -> str:
 def table(rows: list[dict]) -> str:
     lines = [
         "| family | config | G steps | digits-FID (EMA) | real floor | ratio | digits | "
-        "precision | recall | train wall time |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "precision | recall | asked-for digit | train wall time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
+        asked = "-" if r["class_accuracy"] is None else f"{100 * r['class_accuracy']:.1f}%"
         lines.append(
             f"| {r['family']} | `{r['config']}` | {r['steps']} | {r['fid']:.2f} | "
             f"{r['fid_floor']:.2f} | {r['fid_ratio']:.1f} | {r['digits_covered']}/10 | "
-            f"{r['precision']:.3f} | {r['recall']:.3f} | {r['train_minutes']:.1f} min |"
+            f"{r['precision']:.3f} | {r['recall']:.3f} | {asked} | {r['train_minutes']:.1f} min |"
         )
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ from pipeline.errors import UserError
 
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0  # part of the dataset's definition, not of a run: the split never moves
-SOURCES = ("digits", "mog-ring", "mog-grid", "image-folder", "cifar10", "npz")
+SOURCES = ("digits", "stacked-digits", "mog-ring", "mog-grid", "image-folder", "cifar10", "npz")
 
 
 @dataclass
@@ -92,6 +92,20 @@ def digits(resolution: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {s: (resize_digits(pixels[s], resolution), labels[s]) for s in pixels}
 
 
+def stacked_digits(sizes: dict[str, int], seed: int) -> dict[str, Split]:
+    """Three bundled digits, drawn independently from the same split, in the R, G and B
+    channels (uint8 (N, 8, 8, 3)); class 100 a + 10 b + c, 1000 classes (BENCHMARKS.md
+    section 2)."""
+    pixels, labels = digits_raw()
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for name, n in sizes.items():
+        picks = rng.integers(0, len(pixels[name]), size=(n, 3))
+        stacked = np.stack([pixels[name][picks[:, k]] for k in range(3)], axis=-1)
+        splits[name] = Split(list(stacked), labels[name][picks] @ np.array([100, 10, 1]))
+    return splits
+
+
 def open_source(
     name: str,
     *,
@@ -108,6 +122,9 @@ def open_source(
         pixels, labels = digits_raw()
         splits = {s: Split(list(pixels[s]), labels[s]) for s in pixels}
         return Source(name, "image", [1, resolution, resolution], 10, splits)
+    if name == "stacked-digits":
+        splits = stacked_digits({"train": n_train, "test": n_test}, seed)
+        return Source(name, "image", [3, resolution, resolution], 1000, splits, {"seed": seed})
     if name in ("mog-ring", "mog-grid"):
         mix, rng = mixture(name), np.random.default_rng(seed)
         splits = {s: Split(*mix.sample(n, rng)) for s, n in (("train", n_train), ("test", n_test))}

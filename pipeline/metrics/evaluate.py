@@ -17,12 +17,13 @@ from pipeline.errors import UserError
 from pipeline.metrics.classifier import VERSION, digit_classifier
 from pipeline.metrics.mixtures import mixture_metrics
 from pipeline.metrics.prdc import prdc
+from pipeline.metrics.stacked import stacked_metrics
 from pipeline.sampling import generate
 
 
 def supported(index: dict[str, Any]) -> bool:
     """Whether this dataset has an evaluation protocol (a feature extractor) yet."""
-    return index["kind"] == "points" or index["source"] == "digits"
+    return index["kind"] == "points" or index["source"] in ("digits", "stacked-digits")
 
 
 def evaluate(
@@ -35,16 +36,32 @@ def evaluate(
     device: str | torch.device = "cpu",
     truncation: float = 0.0,
 ) -> dict[str, Any]:
+    """`n` samples of `generator` (seeded), measured with the dataset's protocol."""
     if not supported(index):
         raise UserError(f"{data_dir}: no feature extractor for source {index['source']!r} yet")
-    samples, _ = generate(generator, n, seed, batch_size, device, truncation)
+    samples, labels = generate(generator, n, seed, batch_size, device, truncation)
+    result = measure(samples, labels, data_dir, index, seed)
+    result["protocol"]["truncation"] = truncation
+    return result
+
+
+def measure(
+    samples: torch.Tensor,
+    labels: torch.Tensor | None,
+    data_dir: str | Path,
+    index: dict[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """Metrics of samples already drawn (`seed` is recorded with them)."""
     if index["kind"] == "points":
         mix = index["mixture"]
         result = mixture_metrics(samples, np.asarray(mix["means"]), mix["std"])
-        result["protocol"] = {"benchmark": index["source"], "n_generated": n, "seed": seed}
+        result["protocol"] = {"benchmark": index["source"], "n_generated": len(samples)}
+    elif index["source"] == "stacked-digits":
+        result = stacked_metrics(samples, index["shape"][-1])
     else:
-        result = digits_metrics(samples, data_dir, index, seed)
-    result["protocol"]["truncation"] = truncation
+        return digits_metrics(samples, data_dir, index, seed, labels)
+    result["protocol"]["seed"] = seed
     return result
 
 
@@ -69,10 +86,15 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 
 def digits_metrics(
-    samples: torch.Tensor, data_dir: str | Path, index: dict[str, Any], seed: int
+    samples: torch.Tensor,
+    data_dir: str | Path,
+    index: dict[str, Any],
+    seed: int,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """digits-FID against the held-out split, beside the real-vs-real floor; PRDC (k=5) and
-    the predicted-digit histogram in the same feature space."""
+    the predicted-digit histogram in the same feature space. For a conditional generator
+    (`labels` given), also how often the classifier reads the digit that was asked for."""
     resolution = index["shape"][-1]
     classifier, accuracy = digit_classifier(resolution)
     reference, _ = load_split(data_dir, "test")
@@ -85,6 +107,9 @@ def digits_metrics(
     histogram = torch.bincount(predicted, minlength=10).double()
     share = histogram / histogram.sum()
     entropy = -(share[share > 0] * share[share > 0].log()).sum().item()
+    conditioning = (
+        {} if labels is None else {"class_accuracy": (predicted == labels).float().mean().item()}
+    )
     return {
         "fid": fid,
         "fid_floor": floor,
@@ -93,6 +118,7 @@ def digits_metrics(
         "digits_covered": int((histogram > 0).sum()),
         "digit_histogram": histogram.long().tolist(),
         "digit_entropy_ratio": entropy / math.log(10),
+        **conditioning,
         "protocol": {
             "metric": "digits-FID (torchmetrics FID on digit-classifier features)",
             "extractor": f"digit-classifier-v{VERSION} at {resolution}px, "

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.layers import Layers, ProjectionHead
+from pipeline.models.layers import PLAIN_HEAD, HeadOptions, Layers, ProjectionHead
 
 # Per resolution: channel multipliers of each block's input, and of the last block's output.
 G_PLANS = {
@@ -184,7 +184,9 @@ class DBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, shape, ch=64, n_classes=0, spectral=True, attention=0):
+    def __init__(
+        self, shape, ch=64, n_classes=0, spectral=True, attention=0, head: HeadOptions = PLAIN_HEAD
+    ):
         super().__init__()
         channels, resolution = shape[0], shape[-1]
         check_resolution(resolution)
@@ -199,7 +201,7 @@ class Discriminator(nn.Module):
             size //= 2 if downsample else 1
             if size == attention and downsample:
                 self.blocks.append(SelfAttention(layers, c_out))
-        self.head = ProjectionHead(layers, widths[-1], n_classes)
+        self.head = ProjectionHead(layers, widths[-1], n_classes, head)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = x

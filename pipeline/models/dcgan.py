@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from pipeline.models.layers import LatentInput, Layers, ProjectionHead
+from pipeline.models.layers import PLAIN_HEAD, HeadOptions, LatentInput, Layers, ProjectionHead
 
 
 def stages(resolution: int) -> int:
@@ -43,7 +43,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, shape, width, n_classes=0, spectral=True):
+    def __init__(self, shape, width, n_classes=0, spectral=True, head: HeadOptions = PLAIN_HEAD):
         super().__init__()
         channels, resolution = shape[0], shape[-1]
         layers = Layers(spectral)
@@ -54,7 +54,7 @@ class Discriminator(nn.Module):
             blocks += [nn.LeakyReLU(0.2), layers.conv(c_in, c_out, 4, stride=2, padding=1)]
         blocks.append(nn.LeakyReLU(0.2))
         self.body = nn.Sequential(*blocks)
-        self.head = ProjectionHead(layers, widths[-1], n_classes)
+        self.head = ProjectionHead(layers, widths[-1], n_classes, head)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature maps (VAE-GAN measures reconstructions here)."""

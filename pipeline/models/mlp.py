@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.models.layers import LatentInput, Layers, ProjectionHead
+from pipeline.models.layers import PLAIN_HEAD, HeadOptions, LatentInput, Layers, ProjectionHead
 
 
 class Generator(nn.Module):
@@ -27,7 +27,9 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, shape, width, depth, n_classes=0, spectral=False):
+    def __init__(
+        self, shape, width, depth, n_classes=0, spectral=False, head: HeadOptions = PLAIN_HEAD
+    ):
         super().__init__()
         layers = Layers(spectral)
         blocks: list[nn.Module] = []
@@ -36,7 +38,7 @@ class Discriminator(nn.Module):
             blocks += [layers.linear(size, width), nn.LeakyReLU(0.2)]
             size = width
         self.body = nn.Sequential(*blocks)
-        self.head = ProjectionHead(layers, size, n_classes)
+        self.head = ProjectionHead(layers, size, n_classes, head)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.body(x), y)

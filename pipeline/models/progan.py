@@ -17,7 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.layers import LatentInput, Layers, ProjectionHead
+from pipeline.models.layers import (
+    PLAIN_HEAD,
+    HeadOptions,
+    LatentInput,
+    Layers,
+    ProjectionHead,
+    minibatch_stddev,
+)
 
 
 class EqualLinear(nn.Module):
@@ -49,19 +56,6 @@ class EqualConv2d(nn.Module):
 def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Normalise each pixel's feature vector to unit average square (replaces batch norm)."""
     return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
-
-
-def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
-    """Append one channel: the average standard deviation of features over groups of samples,
-    so D can see a batch's lack of variety (a collapsed G)."""
-    n, c, h, w = x.shape
-    g = min(group, n)
-    while n % g:
-        g -= 1
-    y = x.view(g, -1, c, h, w)
-    std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n / g,)
-    std = std.repeat(g).view(n, 1, 1, 1).expand(n, 1, h, w)
-    return torch.cat([x, std], dim=1)
 
 
 def widths(resolution: int, width: int) -> list[int]:
@@ -121,9 +115,11 @@ class Generator(_Staged):
 
 
 class Discriminator(_Staged):
-    def __init__(self, shape, width=16, n_classes=0):
+    def __init__(self, shape, width=16, n_classes=0, head: HeadOptions = PLAIN_HEAD):
         channels, resolution = shape[0], shape[-1]
         super().__init__(resolution)
+        # The paper's minibatch-stddev layer at 4x4 is part of this D: groups of 4 by default.
+        self.stddev_group = head.stddev_group or 4
         ch = widths(resolution, width)
         self.from_rgb = nn.ModuleList(EqualConv2d(channels, c, 1) for c in ch)
         # blocks[i] takes resolution 4 * 2^(i+1) down to 4 * 2^i.
@@ -133,7 +129,7 @@ class Discriminator(_Staged):
         )
         self.final_conv = EqualConv2d(ch[0] + 1, ch[0], 3)
         self.final_linear = EqualLinear(ch[0] * 16, ch[0])
-        self.head = ProjectionHead(Layers(False), ch[0], n_classes)
+        self.head = ProjectionHead(Layers(False), ch[0], n_classes, HeadOptions(0, head.dropout))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         factor = self.resolution // (4 * 2**self.level)
@@ -146,6 +142,6 @@ class Discriminator(_Staged):
             if i == self.level - 1 and self.alpha < 1.0:  # fade: blend with the old entry
                 low = F.leaky_relu(self.from_rgb[i](F.avg_pool2d(x, 2)), 0.2)
                 h = torch.lerp(low, h, self.alpha)
-        h = F.leaky_relu(self.final_conv(minibatch_stddev(h)), 0.2)
+        h = F.leaky_relu(self.final_conv(minibatch_stddev(h, self.stddev_group)), 0.2)
         h = F.leaky_relu(self.final_linear(h.flatten(1)), 0.2)
         return self.head(h, y)

@@ -10,7 +10,7 @@ from torch import nn
 from pipeline.config import ModelConfig
 from pipeline.errors import UserError
 from pipeline.models import biggan, dcgan, mlp, progan, vaegan
-from pipeline.models.layers import trainable_weight
+from pipeline.models.layers import HeadOptions, Packed, trainable_weight
 
 FAMILIES = {
     "dcgan": "image",
@@ -35,7 +35,7 @@ def build_models(model: ModelConfig, index: dict[str, Any]) -> tuple[nn.Module, 
     g, d = _build(model, shape, classes)
     for network in (g, d):
         initialize(network, model.init)
-    return g, d
+    return g, (Packed(d, model.pack) if model.pack > 1 else d)
 
 
 INITIALIZERS = {
@@ -46,38 +46,44 @@ INITIALIZERS = {
 
 
 def initialize(network: nn.Module, scheme: str) -> None:
-    """Re-initialise conv and linear weights ("default" keeps PyTorch's own)."""
+    """Re-initialise conv, linear and embedding weights ("default" keeps PyTorch's own).
+    Embeddings too: a class embedding left at N(0, 1) would start every class far apart."""
     if scheme == "default":
         return
     for module in network.modules():
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             with torch.no_grad():
                 INITIALIZERS[scheme](trainable_weight(module))
 
 
 def _build(model: ModelConfig, shape: list[int], classes: int) -> tuple[nn.Module, nn.Module]:
+    head = HeadOptions(model.minibatch_stddev, model.d_dropout)
+    d_shape = [shape[0] * model.pack, *shape[1:]]  # a pack of m samples: m times the channels
+    sn_g, sn_d = model.spectral_norm_g, model.spectral_norm_d
     try:
         if model.family == "dcgan":
-            g = dcgan.Generator(shape, model.z_dim, model.width, classes, model.spectral_norm_g)
-            return g, dcgan.Discriminator(shape, model.d_width, classes, model.spectral_norm_d)
+            g = dcgan.Generator(shape, model.z_dim, model.width, classes, sn_g)
+            return g, dcgan.Discriminator(d_shape, model.d_width, classes, sn_d, head)
         if model.family == "biggan":
-            return _biggan(model, shape, classes)
+            return _biggan(model, shape, d_shape, classes, head)
         if model.family == "vaegan":  # DCGAN's D; G with an encoder in front
-            g = vaegan.Generator(shape, model.z_dim, model.width, classes, model.spectral_norm_g)
-            return g, dcgan.Discriminator(shape, model.d_width, classes, model.spectral_norm_d)
+            g = vaegan.Generator(shape, model.z_dim, model.width, classes, sn_g)
+            return g, dcgan.Discriminator(d_shape, model.d_width, classes, sn_d, head)
         if model.family == "progan":
             g = progan.Generator(shape, model.z_dim, model.width, classes)
-            return g, progan.Discriminator(shape, model.d_width, classes)
+            return g, progan.Discriminator(d_shape, model.d_width, classes, head)
     except ValueError as err:
         raise UserError(
             f"model: {err}; change the model settings or rebuild the data with another --resolution"
         ) from None
-    g = mlp.Generator(shape, model.z_dim, model.width, model.depth, classes, model.spectral_norm_g)
-    d = mlp.Discriminator(shape, model.d_width, model.d_depth, classes, model.spectral_norm_d)
+    g = mlp.Generator(shape, model.z_dim, model.width, model.depth, classes, sn_g)
+    d = mlp.Discriminator(d_shape, model.d_width, model.d_depth, classes, sn_d, head)
     return g, d
 
 
-def _biggan(model: ModelConfig, shape: list[int], classes: int) -> tuple[nn.Module, nn.Module]:
+def _biggan(
+    model: ModelConfig, shape: list[int], d_shape: list[int], classes: int, head: HeadOptions
+) -> tuple[nn.Module, nn.Module]:
     g = biggan.Generator(
         shape,
         model.z_dim,
@@ -88,5 +94,7 @@ def _biggan(model: ModelConfig, shape: list[int], classes: int) -> tuple[nn.Modu
         model.shared_dim,
         model.hierarchical,
     )
-    d = biggan.Discriminator(shape, model.d_width, classes, model.spectral_norm_d, model.attention)
+    d = biggan.Discriminator(
+        d_shape, model.d_width, classes, model.spectral_norm_d, model.attention, head
+    )
     return g, d

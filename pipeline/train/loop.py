@@ -26,9 +26,9 @@ from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
-from pipeline.train.losses import LOSSES
-from pipeline.train.regularizers import generator_terms
+from pipeline.train.schedule import lr_factor, set_learning_rates
 from pipeline.train.steps import GAN, discriminator_step, generator_step
+from pipeline.train.toolbox import build_toolbox
 from pipeline.visual import image_grid, scatter
 
 
@@ -57,8 +57,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas_d))
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
-    gan = GAN(accelerator, G, D, opt_g, opt_d, LOSSES[cfg.loss], cfg.grad_accum)
-    gan.g_terms = generator_terms(cfg, gan.g_bare)  # they ask the bare G what it can do
+    toolbox = build_toolbox(config, accelerator.unwrap_model(G), index, accelerator)
+    gan = GAN(accelerator, G, D, opt_g, opt_d, toolbox, cfg.grad_accum)
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
     growth = growth_for(gan.g_bare, cfg.phase_images)
 
@@ -66,6 +66,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
     set_seed(config.seed + rank)  # different noise on each rank
     if resume:
         step, images_seen = restore(gan, ema, run_dir, rank)
+        gan.d_steps = step * cfg.n_dis
     gan.batches = training_batches(
         config.data.dir,
         cfg.batch_size,
@@ -104,6 +105,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
         mininterval=1 if sys.stderr.isatty() else 30,  # batch logs get a line every 30 s
     )
     while step < cfg.steps:
+        learning_rate = lr_factor(step, cfg.steps, cfg.lr_decay_from)
+        set_learning_rates([(gan.opt_g, cfg.lr_g), (gan.opt_d, cfg.lr_d)], learning_rate)
         if growth:  # progressive growing: the stage follows the images shown
             level, alpha = growth.apply(images_seen, gan.g_bare, gan.d_bare, ema.model)
         for _ in range(cfg.n_dis):
@@ -116,9 +119,12 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
         last = step == cfg.steps
 
         if step % cfg.log_every == 0 or last:
-            values = window.summary(cfg.n_dis * global_batch)
+            values = {**window.summary(cfg.n_dis * global_batch), **toolbox.stats()}
+            values = {k: float(v) for k, v in values.items()}
             if growth:
                 values.update(level=level, alpha=alpha)
+            if cfg.lr_decay_from < 1:
+                values.update(lr_factor=learning_rate)
             tracker.log({**values, "images_seen": images_seen}, step)
             progress.set_postfix(
                 img_s=f"{values['img_per_s']:.0f}",
@@ -161,6 +167,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
                 "G": runs.parameter_digest(gan.g_bare),
                 "D": runs.parameter_digest(gan.d_bare),
             },
+            "toolbox": {k: v.tolist() for k, v in toolbox.stateful.state_dict().items()},
         },
     )
     tracker.close()
@@ -198,9 +205,13 @@ def headline(metrics: dict[str, Any]) -> str:
             f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
             f"digits {metrics['digits_covered']}/10"
         )
-    return (
-        f"modes {metrics['modes']}/{metrics['modes_total']}, "
+    quality = (
         f"high-quality {metrics['high_quality_percent']:.1f}%, "
+        if "high_quality_percent" in metrics
+        else ""
+    )
+    return (
+        f"modes {metrics['modes']}/{metrics['modes_total']}, {quality}"
         f"reverse KL {metrics['reverse_kl']:.4f}"
     )
 
@@ -235,6 +246,7 @@ def save(gan: GAN, ema: EMA, run_dir: Path, step: int, images_seen: int, run_id:
                 "G_ema": ema.state_dict(),
                 "opt_g": gan.opt_g.state_dict(),
                 "opt_d": gan.opt_d.state_dict(),
+                "toolbox": gan.toolbox.stateful.state_dict(),
             },
         )
     acc.wait_for_everyone()
@@ -250,6 +262,7 @@ def restore(gan: GAN, ema: EMA, run_dir: Path, rank: int) -> tuple[int, int]:
     ema.load_state_dict(state["G_ema"])
     gan.opt_g.load_state_dict(state["opt_g"])
     gan.opt_d.load_state_dict(state["opt_d"])
+    gan.toolbox.stateful.load_state_dict(state.get("toolbox", {}))
     rng = latest / f"rng-rank{rank}.pt"
     if rng.is_file():  # absent when resuming on more processes than the run had
         checkpoint.set_rng_state(checkpoint.load(rng))

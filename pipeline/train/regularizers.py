@@ -1,5 +1,5 @@
-"""Terms added to the generator's loss, each an object built from the config and called
-with the GAN (models, data stream) at every generator step."""
+"""Terms added to the generator's loss, each an object built from the config (see toolbox.py)
+and called with the GAN (models, data stream) at every generator step."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import TrainConfig
 from pipeline.models.layers import trainable_weight
 from pipeline.models.vaegan import kl_to_standard_normal
 
@@ -37,6 +36,24 @@ class Orthogonal:
 
 
 @dataclass(frozen=True)
+class ModeSeeking:
+    """Mao et al. 2019: reward G for images that differ as much as their latents do, weight /
+    (mean|G(z1) - G(z2)| / mean|z1 - z2|), on `pairs` pairs that share their classes."""
+
+    weight: float
+    pairs: int
+
+    def __call__(self, gan) -> torch.Tensor:
+        z1, y = gan.latents(self.pairs)
+        z2 = torch.randn_like(z1)
+        images = gan.g_bare(torch.cat([z1, z2]), None if y is None else torch.cat([y, y]))
+        first, second = images.float().chunk(2)
+        image_distance = (first - second).abs().flatten(1).mean(1)
+        ratio = image_distance / (z1 - z2).abs().mean(1)
+        return self.weight / (ratio.mean() + 1e-5)
+
+
+@dataclass(frozen=True)
 class VAEReconstruction:
     """VAE-GAN's encoder terms on a real batch: reconstruction error in D's last feature
     maps, the KL of q(z|x) to the prior, and the adversarial loss of the reconstructions.
@@ -55,13 +72,10 @@ class VAEReconstruction:
         with torch.no_grad():
             target = gan.d_bare.features(real).float()
         recon = F.mse_loss(gan.d_bare.features(reconstruction).float(), target)
-        adversarial = gan.loss.g_loss(gan.d_bare(reconstruction, y).float())
+        box = gan.toolbox
+        with torch.no_grad():
+            real_logits = gan.d_bare(box.augment(real), y).float()
+        fake_logits = gan.d_bare(box.augment(reconstruction), y).float()
+        adversarial = box.loss.g_loss(fake_logits, real_logits)
         kl = kl_to_standard_normal(mean.float(), log_var.float())
         return self.recon_weight * recon + self.kl_weight * kl + adversarial
-
-
-def generator_terms(train: TrainConfig, generator: nn.Module) -> list:
-    terms: list = [Orthogonal(train.ortho_reg)] if train.ortho_reg > 0 else []
-    if hasattr(generator, "encode"):
-        terms.append(VAEReconstruction(train.recon_weight, train.kl_weight))
-    return terms

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
 from torch import nn
 
 from pipeline.data.reader import Batch
-from pipeline.train.losses import AdversarialLoss
+from pipeline.train.penalties import Judged
+from pipeline.train.toolbox import Toolbox
 
 
 @dataclass
@@ -24,10 +25,10 @@ class GAN:
     D: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    loss: AdversarialLoss
+    toolbox: Toolbox
     grad_accum: int
-    g_terms: list = field(default_factory=list)  # callables: GAN -> extra generator loss
     batches: Iterator[Batch] | None = None  # the real-data stream
+    d_steps: int = 0  # discriminator updates so far (lazy regularizers count them)
 
     def __post_init__(self):
         self.g_bare = self.accelerator.unwrap_model(self.G)
@@ -49,10 +50,11 @@ class GAN:
 
 
 def discriminator_step(gan: GAN, shards: set[str]) -> dict:
-    """One D update on real batches and fresh fakes (G is not differentiated)."""
-    acc = gan.accelerator
+    """One D update on real batches and fresh fakes (G is not differentiated), both augmented
+    alike, plus the toolbox's penalties."""
+    acc, box = gan.accelerator, gan.toolbox
     gan.opt_d.zero_grad(set_to_none=True)
-    stats = torch.zeros(3, device=acc.device)
+    stats = torch.zeros(4, device=acc.device)
     for i in range(gan.grad_accum):
         batch = next(gan.batches)
         shards.update(batch.shards)
@@ -62,31 +64,47 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
             fake = gan.g_bare(z, y)
         # Real and fake go through D in one call: one forward per backward, as DDP expects.
         with gan.sync_on_last(gan.D, i):
+            seen = box.augment(torch.cat([real, fake.to(real.dtype)]))
             with acc.autocast():
                 both_y = None if y is None else torch.cat([y, y])
-                logits = gan.D(torch.cat([real, fake.to(real.dtype)]), both_y).float()
-            real_logits, fake_logits = logits.split(len(real))
-            loss = gan.loss.d_loss(real_logits, fake_logits)
-            acc.backward(loss / gan.grad_accum)
-        stats += torch.stack(
-            [loss.detach(), real_logits.mean().detach(), fake_logits.mean().detach()]
-        )
+                logits = gan.D(seen, both_y).float()
+            real_logits, fake_logits = logits.chunk(2)  # chunk: a packed D gives fewer logits
+            loss = box.loss.d_loss(real_logits, fake_logits)
+            judged = Judged(gan.d_bare, *seen.chunk(2), y, real_logits, fake_logits, gan.d_steps)
+            with acc.autocast():
+                penalties = [p for term in box.d_terms if (p := term(judged)) is not None]
+            penalty = sum(penalties, torch.zeros((), device=acc.device))
+            acc.backward((loss + penalty) / gan.grad_accum)
+        box.augment.observe(real_logits)
+        stats += torch.stack([loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
     gan.opt_d.step()
-    return {"loss_d": stats[0], "d_real": stats[1], "d_fake": stats[2], "n": gan.grad_accum}
+    gan.d_steps += 1
+    names = ("loss_d", "penalty_d", "d_real", "d_fake")
+    return {**dict(zip(names, stats, strict=True)), "n": gan.grad_accum}
 
 
 def generator_step(gan: GAN, batch_size: int) -> dict:
-    """One G update through a frozen D (bare module: D's weights get no gradient, no sync)."""
-    acc = gan.accelerator
+    """One G update through a frozen D (bare module: D's weights get no gradient, no sync).
+    Relativistic losses also need D's view of a real batch; G then draws that batch's classes."""
+    acc, box = gan.accelerator, gan.toolbox
     gan.opt_g.zero_grad(set_to_none=True)
     gan.d_bare.requires_grad_(False)
     total = torch.zeros((), device=acc.device)
     for i in range(gan.grad_accum):
-        z, y = gan.latents(batch_size)
+        real_logits, labels = None, None
+        if box.loss.uses_real_in_g:
+            batch = next(gan.batches)
+            labels = batch.y.to(acc.device) if gan.n_classes else None
+            with torch.no_grad(), acc.autocast():
+                real = box.augment(batch.x.to(acc.device))
+                real_logits = gan.d_bare(real, labels).float()
+            batch_size = len(batch.x)
+        z, y = gan.latents(batch_size, labels)
         with gan.sync_on_last(gan.G, i):
             with acc.autocast():
-                loss = gan.loss.g_loss(gan.d_bare(gan.G(z, y), y).float())
-                extra = sum(term(gan) for term in gan.g_terms)
+                fake_logits = gan.d_bare(box.augment(gan.G(z, y)), y).float()
+                loss = box.loss.g_loss(fake_logits, real_logits)
+                extra = sum(term(gan) for term in box.g_terms)
             acc.backward((loss + extra) / gan.grad_accum)
         total += loss.detach()
     gan.opt_g.step()
