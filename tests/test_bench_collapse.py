@@ -40,3 +40,9 @@ def test_bench_collapse_writes_samples_results_and_the_table(tmp_path):
     assert "seed 0:" not in again.stdout  # finished seeds are kept, not retrained
     bad = ganpipe("bench", "collapse", "--recipes", "best-minus-magic", check=False)
     assert bad.returncode == 2 and "--recipes: unknown best-minus-magic" in bad.stderr
+
+
+def test_an_ablation_that_changes_nothing_on_a_suite_is_skipped():
+    assert not recipes.applies(recipes.RECIPES_FILE, "best-minus-spectral_norm", "ring")
+    assert recipes.applies(recipes.RECIPES_FILE, "best-minus-spectral_norm", "stacked")
+    assert recipes.applies(recipes.RECIPES_FILE, "best-minus-r1", "ring")

@@ -60,7 +60,13 @@ def run(
 ) -> list[dict]:
     book = recipe_book.load(recipes_file)
     data = {suite: prepare(out / "data" / suite, SUITES[suite]) for suite in suites}
-    tasks = [(s, r, k) for s in suites for r in recipes for k in range(seeds)]
+    tasks = [
+        (s, r, k)
+        for s in suites
+        for r in recipes
+        if recipe_book.applies(recipes_file, r, s)
+        for k in range(seeds)
+    ]
     threads = max(1, (os.cpu_count() or 1) // jobs)
 
     def task(item: tuple[str, str, int]) -> dict:
@@ -140,8 +146,10 @@ def one_seed(
 
 
 def mean_and_error(values: list[float]) -> tuple[float, float | None]:
-    if len(values) < 2:
-        return values[0], None
+    """Mean and standard error; no error for one seed or an infinite value (KL of a G
+    with no high-quality sample)."""
+    if len(values) < 2 or not np.isfinite(values).all():
+        return float(np.mean(values)), None
     return float(np.mean(values)), float(np.std(values, ddof=1) / len(values) ** 0.5)
 
 

@@ -30,6 +30,13 @@ def load(path: Path = RECIPES_FILE) -> dict[str, list[str]]:
     return recipes
 
 
+def applies(path: Path, recipe: str, suite: str) -> bool:
+    """False for an ablation whose dropped component sets nothing on this suite."""
+    if not recipe.startswith("best-minus-"):
+        return True
+    return bool(overrides(path, [recipe.removeprefix("best-minus-")], suite))
+
+
 def overrides(path: Path, components: list[str], suite: str) -> list[str]:
     """The `key=value` overrides of these components for one suite."""
     spec: dict[str, Any] = yaml.safe_load(path.read_text())["components"]

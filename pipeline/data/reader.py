@@ -126,7 +126,7 @@ def _expand(decode):
 
 def _collate(samples: list[tuple]) -> Batch:
     xs, ys, urls = zip(*samples, strict=True)
-    return Batch(torch.stack(xs), torch.tensor(ys), frozenset(Path(u).name for u in urls))
+    return Batch(torch.stack(xs), torch.tensor(ys), frozenset(Path(u).name for u in set(urls)))
 
 
 def _loader(pipeline: wds.DataPipeline, workers: int) -> Any:

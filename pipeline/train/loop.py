@@ -54,8 +54,9 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
     accelerator.wait_for_everyone()
     info = runs.read_info(run_dir)
 
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas_d))
+    # foreach: one batched update per optimizer step instead of one per tensor.
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g), foreach=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas_d), foreach=True)
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
     toolbox = build_toolbox(config, accelerator.unwrap_model(G), index, accelerator)
     gan = GAN(accelerator, G, D, opt_g, opt_d, toolbox, cfg.grad_accum)
