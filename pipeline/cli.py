@@ -196,10 +196,10 @@ def bench_collapse(args: argparse.Namespace) -> int:
 
     book = recipes.load(args.recipes_file)
     suites = pick("--suite", args.suite, collapse.SUITES)
-    chosen = pick("--recipes", args.recipes, book) if args.recipes else list(book)
+    chosen = pick("--recipes", args.recipes, book.recipes) if args.recipes else list(book.recipes)
     if args.seeds < 1 or args.jobs < 1:
         raise UserError("--seeds and --jobs must be at least 1")
-    collapse.run(args.out, suites, chosen, args.seeds, args.jobs, args.recipes_file, args.overrides)
+    collapse.run(args.out, book, suites, chosen, args.seeds, args.jobs, args.overrides)
     return 0
 
 

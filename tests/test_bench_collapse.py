@@ -12,12 +12,12 @@ TINY = ["train.steps=30", "model.width=16", "model.d_width=16", "train.log_every
 
 def test_recipes_expand_into_vanilla_best_and_one_ablation_per_component():
     book = recipes.load()
-    best = book["best"]
-    assert book["vanilla"] == [] and len(best) >= 2
-    assert {f"best-minus-{c}" for c in best} == set(book) - {"vanilla", "best"}
+    best = book.recipes["best"]
+    assert book.recipes["vanilla"] == [] and len(best) >= 2
+    assert {f"best-minus-{c}" for c in best} == set(book.recipes) - {"vanilla", "best"}
     for component in best:
-        assert component not in book[f"best-minus-{component}"]
-    flags = recipes.overrides(recipes.RECIPES_FILE, best, "ring")
+        assert component not in book.recipes[f"best-minus-{component}"]
+    flags = book.overrides("best", "ring")
     assert all("=" in f for f in flags) and any(f.startswith("regularize.r1=") for f in flags)
 
 
@@ -43,6 +43,7 @@ def test_bench_collapse_writes_samples_results_and_the_table(tmp_path):
 
 
 def test_an_ablation_that_changes_nothing_on_a_suite_is_skipped():
-    assert not recipes.applies(recipes.RECIPES_FILE, "best-minus-spectral_norm", "ring")
-    assert recipes.applies(recipes.RECIPES_FILE, "best-minus-spectral_norm", "stacked")
-    assert recipes.applies(recipes.RECIPES_FILE, "best-minus-r1", "ring")
+    book = recipes.load()
+    assert not book.applies("best-minus-spectral_norm", "ring")
+    assert book.applies("best-minus-spectral_norm", "stacked")
+    assert book.applies("best-minus-r1", "ring")

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.bench import recipes as recipe_book
 from pipeline.bench.published import PUBLISHED
+from pipeline.bench.recipes import RecipeBook
 from pipeline.data.reader import read_index
 from pipeline.data.shards import build
 from pipeline.metrics.evaluate import measure
@@ -51,27 +51,20 @@ SUITES = {
 
 def run(
     out: Path,
+    book: RecipeBook,
     suites: list[str],
     recipes: list[str],
     seeds: int,
     jobs: int = 1,
-    recipes_file: Path = recipe_book.RECIPES_FILE,
     extra: list[str] = (),
 ) -> list[dict]:
-    book = recipe_book.load(recipes_file)
     data = {suite: prepare(out / "data" / suite, SUITES[suite]) for suite in suites}
-    tasks = [
-        (s, r, k)
-        for s in suites
-        for r in recipes
-        if recipe_book.applies(recipes_file, r, s)
-        for k in range(seeds)
-    ]
+    tasks = [(s, r, k) for s in suites for r in recipes if book.applies(r, s) for k in range(seeds)]
     threads = max(1, (os.cpu_count() or 1) // jobs)
 
     def task(item: tuple[str, str, int]) -> dict:
         suite, recipe, seed = item
-        overrides = recipe_book.overrides(recipes_file, book[recipe], suite)
+        overrides = book.overrides(recipe, suite)
         return one_seed(out, suite, recipe, seed, data[suite], [*overrides, *extra], threads)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

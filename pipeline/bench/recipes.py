@@ -5,6 +5,7 @@ ablations `best-minus-<component>`. A recipe becomes a list of `key=value` overr
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,30 @@ from pipeline.errors import UserError
 RECIPES_FILE = Path("configs/collapse/recipes.yaml")
 
 
-def load(path: Path = RECIPES_FILE) -> dict[str, list[str]]:
-    """Recipe name -> the components it adds to the vanilla base."""
+@dataclass(frozen=True)
+class RecipeBook:
+    components: dict[str, dict[str, Any]]  # component -> {"all" or suite: {key: value}}
+    recipes: dict[str, list[str]]  # recipe -> the components it adds to the vanilla base
+
+    def overrides(self, recipe: str, suite: str) -> list[str]:
+        """The `key=value` overrides of a recipe on one suite."""
+        return self._overrides(self.recipes[recipe], suite)
+
+    def applies(self, recipe: str, suite: str) -> bool:
+        """False for an ablation whose dropped component sets nothing on this suite."""
+        if not recipe.startswith("best-minus-"):
+            return True
+        return bool(self._overrides([recipe.removeprefix("best-minus-")], suite))
+
+    def _overrides(self, components: list[str], suite: str) -> list[str]:
+        values: dict[str, Any] = {}
+        for name in components:
+            values.update(self.components[name].get("all", {}))
+            values.update(self.components[name].get(suite, {}))
+        return [f"{key}={json.dumps(value)}" for key, value in values.items()]  # JSON is YAML
+
+
+def load(path: Path = RECIPES_FILE) -> RecipeBook:
     if not path.is_file():
         raise UserError(f"{path} does not exist: run from the project root or pass --recipes-file")
     spec = yaml.safe_load(path.read_text())
@@ -27,21 +50,4 @@ def load(path: Path = RECIPES_FILE) -> dict[str, list[str]]:
     recipes = {"vanilla": [], "best": list(best)}
     for dropped in best:
         recipes[f"best-minus-{dropped}"] = [c for c in best if c != dropped]
-    return recipes
-
-
-def applies(path: Path, recipe: str, suite: str) -> bool:
-    """False for an ablation whose dropped component sets nothing on this suite."""
-    if not recipe.startswith("best-minus-"):
-        return True
-    return bool(overrides(path, [recipe.removeprefix("best-minus-")], suite))
-
-
-def overrides(path: Path, components: list[str], suite: str) -> list[str]:
-    """The `key=value` overrides of these components for one suite."""
-    spec: dict[str, Any] = yaml.safe_load(path.read_text())["components"]
-    values: dict[str, Any] = {}
-    for name in components:
-        values.update(spec[name].get("all", {}))
-        values.update(spec[name].get(suite, {}))
-    return [f"{key}={json.dumps(value)}" for key, value in values.items()]  # JSON is YAML
+    return RecipeBook(components, recipes)
