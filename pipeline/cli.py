@@ -138,25 +138,24 @@ def _exit_distributed() -> None:
 def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from pipeline.run_dir import load_generator
-    from pipeline.sampling import generate
+    from pipeline.run_samples import draw
 
-    generator, config, _, step = load_generator(args.run)
-    truncation = config.eval.truncation if args.truncation is None else args.truncation
-    samples, labels = generate(
-        generator, args.n, args.seed, config.eval.batch_size, truncation=truncation
-    )
-    arrays = {"samples": samples.numpy()}
-    if labels is not None:
-        arrays["labels"] = labels.numpy()
+    drawn = draw(args.run, args.n, args.seed, args.truncation)
+    arrays = {"samples": drawn.samples.numpy()}
+    if drawn.labels is not None:
+        arrays["labels"] = drawn.labels.numpy()
+    rejection = drawn.how.get("rejection")
+    if rejection:
+        arrays["acceptance"] = np.float64(rejection["acceptance"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, **arrays)
-    print(f"wrote {args.n} samples from step {step} to {args.out}")
+    kept = f" (rejection sampling kept {rejection['acceptance']:.1%})" if rejection else ""
+    print(f"wrote {args.n} samples from step {drawn.step} to {args.out}{kept}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pipeline.run_dir import evaluate_latest
+    from pipeline.run_samples import evaluate_latest
 
     print(json.dumps(evaluate_latest(args.run, args.n, args.seed), indent=2))
     return 0

@@ -132,6 +132,17 @@ class EvalConfig:
 
 
 @dataclass
+class RejectionConfig:
+    """Discriminator rejection sampling in `ganpipe sample` and `ganpipe eval` (see
+    pipeline/rejection.py); evaluations during training measure the generator alone."""
+
+    temperature: float = bounded(0.0, 0.0)  # 0 = off; 1 = aim at the data; lower = sharper
+    critic_steps: int = bounded(2000, 1)  # fine-tuning of D against the frozen EMA generator
+    critic_batch: int = bounded(1024, 1)
+    critic_lr: float = bounded(1e-3, 0.0)  # Adam, falling linearly to 0
+
+
+@dataclass
 class TrackingConfig:
     wandb: bool = True
     project: str = "gan-pipeline"
@@ -148,6 +159,7 @@ class Config:
     regularize: RegularizeConfig = field(default_factory=RegularizeConfig)
     d_augment: DAugmentConfig = field(default_factory=DAugmentConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    rejection: RejectionConfig = field(default_factory=RejectionConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +196,11 @@ def _check_cross_fields(config: Config) -> None:
         raise UserError(
             f"model.pack: {model.pack} does not divide train.batch_size "
             f"{config.train.batch_size}; pick a batch size that is a multiple of it"
+        )
+    if config.rejection.temperature and model.pack > 1:
+        raise UserError(
+            f"rejection.temperature: rejection sampling scores one sample at a time, but "
+            f"model.pack {model.pack} makes D judge packs; set rejection.temperature to 0"
         )
     packs = config.train.batch_size // model.pack
     group = model.minibatch_stddev or (4 if model.family == "progan" else 0)  # progan's own

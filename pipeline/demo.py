@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.data.shards import build
-from pipeline.run_dir import evaluate_latest
+from pipeline.run_samples import evaluate_latest
 from pipeline.train.loop import train
 
 

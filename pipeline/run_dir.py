@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import nn
 
@@ -19,6 +19,14 @@ from pipeline.train.growth import growth_for
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
+
+
+class Loaded(NamedTuple):
+    generator: nn.Module
+    discriminator: nn.Module
+    config: Config
+    index: dict[str, Any]
+    step: int
 
 
 def start(run_dir: Path, config: Config, resume: bool) -> None:
@@ -50,40 +58,21 @@ def saved_config(run_dir: Path) -> Config:
     return load_config(path)
 
 
-def load_generator(run_dir: Path) -> tuple[nn.Module, Config, dict[str, Any], int]:
-    """The EMA generator of the latest checkpoint, with its config, dataset index and step."""
+def load_models(run_dir: Path) -> Loaded:
+    """The EMA generator and the discriminator of the latest checkpoint, in eval mode."""
     config = saved_config(run_dir)
     latest = checkpoint.latest(run_dir)
     if latest is None:
         raise UserError(f"{run_dir} has no checkpoint yet: train first (ganpipe train ...)")
     index = dataset_index(config.data)
-    generator, _ = build_models(config.model, index)
+    generator, discriminator = build_models(config.model, index)
     state = checkpoint.load(latest / checkpoint.STATE)
     generator.load_state_dict(state["G_ema"])
+    discriminator.load_state_dict(state["D"])
     growth = growth_for(generator, config.train.phase_images)
     if growth:
-        growth.apply(state["images_seen"], generator)
-    return generator.eval(), config, index, state["step"]
-
-
-def evaluate_latest(run_dir: Path, n: int | None = None, seed: int = 0) -> dict[str, Any]:
-    """`ganpipe eval`: the EMA generator of the newest checkpoint, measured with its dataset's
-    protocol (`n` samples, default eval.n_samples) and saved as eval.json."""
-    from pipeline.metrics.evaluate import evaluate
-
-    generator, config, index, step = load_generator(run_dir)
-    metrics = evaluate(
-        generator,
-        config.data.dir,
-        index,
-        n or config.eval.n_samples,
-        seed,
-        config.eval.batch_size,
-        truncation=config.eval.truncation,
-    )
-    metrics = {"step": step, **metrics}
-    write_json(run_dir / "eval.json", metrics)
-    return metrics
+        growth.apply(state["images_seen"], generator, discriminator)
+    return Loaded(generator.eval(), discriminator.eval(), config, index, state["step"])
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:

@@ -7,12 +7,12 @@ from torch import nn
 
 
 def latents(
-    n: int, z_dim: int, n_classes: int, seed: int, truncation: float = 0.0
+    n: int, z_dim: int, n_classes: int, seed: int | torch.Generator, truncation: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Noise from a private generator; classes balanced (0, 1, ..., C-1, 0, ...) if conditional.
-    With `truncation` > 0, values beyond +-truncation are redrawn (BigGAN's truncation trick:
-    fidelity for variety)."""
-    generator = torch.Generator().manual_seed(seed)
+    """Noise from a private generator (a seed, or one to go on drawing from); classes balanced
+    (0, 1, ..., C-1, 0, ...) if conditional. With `truncation` > 0, values beyond +-truncation
+    are redrawn (BigGAN's truncation trick: fidelity for variety)."""
+    generator = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
     z = torch.randn(n, z_dim, generator=generator)
     while truncation > 0 and (outside := z.abs() > truncation).any():
         z[outside] = torch.randn(int(outside.sum()), generator=generator)

@@ -1,0 +1,88 @@
+"""Samples of a trained run as `ganpipe sample` and `ganpipe eval` draw them: the EMA generator
+of the latest checkpoint, through discriminator rejection sampling when the run's config asks
+for it (`rejection.temperature` > 0). The critic that sampling needs is fitted once per
+checkpoint and kept in the run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from pipeline.errors import UserError
+from pipeline.metrics.evaluate import measure, supported
+from pipeline.rejection import fit_critic, rejection_sample
+from pipeline.run_dir import Loaded, load_models, write_json
+from pipeline.sampling import generate
+from pipeline.train import checkpoint
+
+
+class Drawn(NamedTuple):
+    samples: torch.Tensor
+    labels: torch.Tensor | None
+    step: int
+    how: dict[str, Any]  # the sampling protocol: truncation, rejection and its acceptance
+
+
+def draw(run_dir: Path, n: int, seed: int = 0, truncation: float | None = None) -> Drawn:
+    """`n` samples of the run (seeded); `truncation` defaults to the config's eval.truncation."""
+    return draw_from(run_dir, load_models(run_dir), n, seed, truncation)
+
+
+def draw_from(
+    run_dir: Path, loaded: Loaded, n: int, seed: int, truncation: float | None = None
+) -> Drawn:
+    config = loaded.config
+    truncation = config.eval.truncation if truncation is None else truncation
+    how: dict[str, Any] = {"truncation": truncation}
+    batch_size = config.eval.batch_size
+    if config.rejection.temperature == 0:
+        samples, labels = generate(loaded.generator, n, seed, batch_size, truncation=truncation)
+        return Drawn(samples, labels, loaded.step, how)
+    temperature = config.rejection.temperature
+    critic = critic_for(run_dir, loaded)
+    samples, labels, acceptance = rejection_sample(
+        loaded.generator, critic, n, seed, temperature, batch_size, truncation=truncation
+    )
+    how["rejection"] = {**dataclasses.asdict(config.rejection), "acceptance": acceptance}
+    return Drawn(samples, labels, loaded.step, how)
+
+
+def critic_for(run_dir: Path, loaded: Loaded) -> nn.Module:
+    """The rejection critic of the latest checkpoint: read back if it was fitted with the same
+    settings, else fitted now and saved (atomically) as critic/step-NNNNNNNN.pt."""
+    settings = dataclasses.asdict(loaded.config.rejection)
+    settings.pop("temperature")  # sampling only: the same critic serves every temperature
+    path = run_dir / "critic" / f"{checkpoint.PREFIX}{loaded.step:08d}.pt"
+    critic = loaded.discriminator
+    if path.is_file():
+        saved = checkpoint.load(path)
+        if saved["settings"] == settings:
+            critic.load_state_dict(saved["critic"])
+            return critic.eval()
+    config = loaded.config
+    critic = fit_critic(critic, loaded.generator, config.data.dir, config.rejection, config.seed)
+    path.parent.mkdir(exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    checkpoint.write(partial, {"settings": settings, "critic": critic.state_dict()})
+    os.replace(partial, path)
+    return critic
+
+
+def evaluate_latest(run_dir: Path, n: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """`ganpipe eval`: samples of the newest checkpoint (`n`, default eval.n_samples), measured
+    with their dataset's protocol and saved as eval.json."""
+    loaded = load_models(run_dir)
+    data_dir, index = loaded.config.data.dir, loaded.index
+    if not supported(index):
+        raise UserError(f"{data_dir}: no feature extractor for source {index['source']!r} yet")
+    drawn = draw_from(run_dir, loaded, n or loaded.config.eval.n_samples, seed)
+    metrics = measure(drawn.samples, drawn.labels, data_dir, index, seed)
+    metrics["protocol"].update(drawn.how)
+    metrics = {"step": drawn.step, **metrics}
+    write_json(run_dir / "eval.json", metrics)
+    return metrics
