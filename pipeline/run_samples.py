@@ -40,19 +40,21 @@ def draw_from(
     truncation = config.eval.truncation if truncation is None else truncation
     how: dict[str, Any] = {"truncation": truncation}
     batch_size = config.eval.batch_size
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    generator = loaded.generator.to(device)
     if config.rejection.temperature == 0:
-        samples, labels = generate(loaded.generator, n, seed, batch_size, truncation=truncation)
+        samples, labels = generate(generator, n, seed, batch_size, device, truncation)
         return Drawn(samples, labels, loaded.step, how)
     temperature = config.rejection.temperature
-    critic = critic_for(run_dir, loaded)
+    critic = critic_for(run_dir, loaded, device)
     samples, labels, acceptance = rejection_sample(
-        loaded.generator, critic, n, seed, temperature, batch_size, truncation=truncation
+        generator, critic, n, seed, temperature, batch_size, device, truncation
     )
     how["rejection"] = {**dataclasses.asdict(config.rejection), "acceptance": acceptance}
     return Drawn(samples, labels, loaded.step, how)
 
 
-def critic_for(run_dir: Path, loaded: Loaded) -> nn.Module:
+def critic_for(run_dir: Path, loaded: Loaded, device: str = "cpu") -> nn.Module:
     """The rejection critic of the latest checkpoint: read back if it was fitted with the same
     settings, else fitted now and saved (atomically) as critic/step-NNNNNNNN.pt."""
     settings = dataclasses.asdict(loaded.config.rejection)
@@ -65,7 +67,9 @@ def critic_for(run_dir: Path, loaded: Loaded) -> nn.Module:
             critic.load_state_dict(saved["critic"])
             return critic.eval()
     config = loaded.config
-    critic = fit_critic(critic, loaded.generator, config.data.dir, config.rejection, config.seed)
+    critic = fit_critic(
+        critic, loaded.generator, config.data.dir, config.rejection, config.seed, device
+    )
     path.parent.mkdir(exist_ok=True)
     partial = path.with_suffix(".tmp")
     checkpoint.write(partial, {"settings": settings, "critic": critic.state_dict()})

@@ -7,7 +7,14 @@ from conftest import ganpipe
 
 from pipeline.bench import recipes
 
-TINY = ["train.steps=30", "model.width=16", "model.d_width=16", "train.log_every=10"]
+TINY = [
+    "train.steps=30",
+    "model.width=16",
+    "model.d_width=16",
+    "train.log_every=10",
+    "rejection.critic_steps=20",  # the best recipe samples through a critic
+    "rejection.critic_batch=64",
+]
 
 
 def test_recipes_expand_into_vanilla_best_and_one_ablation_per_component():
@@ -31,6 +38,9 @@ def test_bench_collapse_writes_samples_results_and_the_table(tmp_path):
             assert samples.shape == (2500, 2)
     results = json.loads((out / "results.json").read_text())
     assert len(results["runs"]) == 4 and {e["seeds"] for e in results["summary"]} == {2}
+    for run in results["runs"]:  # the best recipe rejects with a critic; vanilla does not
+        assert (run["acceptance"] is None) == (run["recipe"] == "vanilla")
+        assert run["acceptance"] is None or 0 < run["acceptance"] <= 1
     best = next(e for e in results["summary"] if e["recipe"] == "best")
     assert 0 <= best["modes"][0] <= 8 and best["modes"][1] is not None  # mean, standard error
     table = (out / "collapse.md").read_text()

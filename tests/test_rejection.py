@@ -148,7 +148,7 @@ def test_eval_and_sample_reject_with_a_critic_fitted_once_per_checkpoint(ring, t
     assert kept["samples"].shape == (2500, 2) and 0 < kept["acceptance"] < 1
     # An undertrained generator misses the modes widely; the critic keeps the closer samples.
     plain_miss = distance_to_modes(np.load(tmp_path / "plain.npz")["samples"])
-    assert distance_to_modes(kept["samples"]) < 0.8 * plain_miss
+    assert distance_to_modes(kept["samples"]) < 0.9 * plain_miss
 
 
 def distance_to_modes(points: np.ndarray) -> float:
