@@ -3,9 +3,11 @@
 import json
 
 import numpy as np
+import pytest
 from conftest import ganpipe
 
 from pipeline.bench import recipes
+from pipeline.config import load_config
 
 TINY = [
     "train.steps=30",
@@ -57,3 +59,14 @@ def test_an_ablation_that_changes_nothing_on_a_suite_is_skipped():
     assert not book.applies("best-minus-spectral_norm", "ring")
     assert book.applies("best-minus-spectral_norm", "stacked")
     assert book.applies("best-minus-r1", "ring")
+
+
+@pytest.mark.parametrize("suite", ["ring", "grid"])
+def test_the_standalone_config_is_the_suites_best_recipe(suite):
+    book = recipes.load()
+    bench = load_config(f"configs/collapse/{suite}.yaml", book.overrides("best", suite))
+    standalone = load_config(f"configs/{suite}.yaml")
+    for section in ("model", "train", "regularize", "rejection"):
+        ours, theirs = getattr(standalone, section), getattr(bench, section)
+        settings = {k: v for k, v in vars(ours).items() if not k.endswith("_every")}
+        assert settings == {k: v for k, v in vars(theirs).items() if not k.endswith("_every")}
