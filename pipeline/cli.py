@@ -11,6 +11,8 @@ from pathlib import Path
 from pipeline.data.sources import SOURCES
 from pipeline.errors import UserError
 
+TEMPERATURE = "rejection sampling temperature, default: the run's rejection.temperature (0 = off)"
+
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="ganpipe", description=__doc__)
@@ -51,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", type=Path, required=True)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--truncation", type=float, help="default: eval.truncation (0 = off)")
+    sample.add_argument("--temperature", type=float, help=TEMPERATURE)
 
     info = sub.add_parser("model-info", help="print the models' parameter counts as JSON")
     info.add_argument("--config", type=Path, required=True)
@@ -78,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run", type=Path, required=True)
     evaluate.add_argument("--n", type=int, default=None, help="samples (default eval.n_samples)")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--temperature", type=float, help=TEMPERATURE)
     return top
 
 
@@ -140,7 +144,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from pipeline.run_samples import draw
 
-    drawn = draw(args.run, args.n, args.seed, args.truncation)
+    drawn = draw(args.run, args.n, args.seed, args.truncation, args.temperature)
     arrays = {"samples": drawn.samples.numpy()}
     if drawn.labels is not None:
         arrays["labels"] = drawn.labels.numpy()
@@ -157,7 +161,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pipeline.run_samples import evaluate_latest
 
-    print(json.dumps(evaluate_latest(args.run, args.n, args.seed), indent=2))
+    metrics = evaluate_latest(args.run, args.n, args.seed, args.temperature)
+    print(json.dumps(metrics, indent=2))
     return 0
 
 

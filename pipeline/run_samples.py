@@ -28,15 +28,29 @@ class Drawn(NamedTuple):
     how: dict[str, Any]  # the sampling protocol: truncation, rejection and its acceptance
 
 
-def draw(run_dir: Path, n: int, seed: int = 0, truncation: float | None = None) -> Drawn:
-    """`n` samples of the run (seeded); `truncation` defaults to the config's eval.truncation."""
-    return draw_from(run_dir, load_models(run_dir), n, seed, truncation)
+def draw(
+    run_dir: Path,
+    n: int,
+    seed: int = 0,
+    truncation: float | None = None,
+    temperature: float | None = None,
+) -> Drawn:
+    """`n` samples of the run (seeded); `truncation` and `temperature` default to the config's
+    eval.truncation and rejection.temperature."""
+    return draw_from(run_dir, load_models(run_dir), n, seed, truncation, temperature)
 
 
 def draw_from(
-    run_dir: Path, loaded: Loaded, n: int, seed: int, truncation: float | None = None
+    run_dir: Path,
+    loaded: Loaded,
+    n: int,
+    seed: int,
+    truncation: float | None = None,
+    temperature: float | None = None,
 ) -> Drawn:
     config = loaded.config
+    if temperature is not None:  # sampling only: the critic does not depend on it
+        config.rejection.temperature = temperature
     truncation = config.eval.truncation if truncation is None else truncation
     how: dict[str, Any] = {"truncation": truncation}
     batch_size = config.eval.batch_size
@@ -77,14 +91,16 @@ def critic_for(run_dir: Path, loaded: Loaded, device: str = "cpu") -> nn.Module:
     return critic
 
 
-def evaluate_latest(run_dir: Path, n: int | None = None, seed: int = 0) -> dict[str, Any]:
+def evaluate_latest(
+    run_dir: Path, n: int | None = None, seed: int = 0, temperature: float | None = None
+) -> dict[str, Any]:
     """`ganpipe eval`: samples of the newest checkpoint (`n`, default eval.n_samples), measured
     with their dataset's protocol and saved as eval.json."""
     loaded = load_models(run_dir)
     data_dir, index = loaded.config.data.dir, loaded.index
     if not supported(index):
         raise UserError(f"{data_dir}: no feature extractor for source {index['source']!r} yet")
-    drawn = draw_from(run_dir, loaded, n or loaded.config.eval.n_samples, seed)
+    drawn = draw_from(run_dir, loaded, n or loaded.config.eval.n_samples, seed, None, temperature)
     metrics = measure(drawn.samples, drawn.labels, data_dir, index, seed)
     metrics["protocol"].update(drawn.how)
     metrics = {"step": drawn.step, **metrics}

@@ -142,6 +142,9 @@ def test_eval_and_sample_reject_with_a_critic_fitted_once_per_checkpoint(ring, t
     assert json.loads(ganpipe("eval", "--run", run).stdout) == rejected  # same critic, reused
     assert critic_file.stat().st_mtime_ns == fitted_at
 
+    plain_again = json.loads(ganpipe("eval", "--run", run, "--temperature", 0).stdout)
+    assert plain_again == plain  # the temperature is a sampling choice: 0 turns rejection off
+
     printed = ganpipe("sample", "--run", run, "--n", 2500, "--out", tmp_path / "kept.npz").stdout
     assert "rejection sampling kept" in printed
     kept = np.load(tmp_path / "kept.npz")
