@@ -13,8 +13,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from pipeline.errors import UserError
-from pipeline.metrics.evaluate import measure, supported
+from pipeline.metrics.evaluate import measure, require_supported
 from pipeline.rejection import fit_critic, rejection_sample
 from pipeline.run_dir import Loaded, load_models, write_json
 from pipeline.sampling import generate
@@ -49,22 +48,21 @@ def draw_from(
     temperature: float | None = None,
 ) -> Drawn:
     config = loaded.config
-    if temperature is not None:  # sampling only: the critic does not depend on it
-        config.rejection.temperature = temperature
     truncation = config.eval.truncation if truncation is None else truncation
+    temperature = config.rejection.temperature if temperature is None else temperature
     how: dict[str, Any] = {"truncation": truncation}
     batch_size = config.eval.batch_size
     device = "cuda" if torch.cuda.is_available() else "cpu"
     generator = loaded.generator.to(device)
-    if config.rejection.temperature == 0:
+    if temperature == 0:
         samples, labels = generate(generator, n, seed, batch_size, device, truncation)
         return Drawn(samples, labels, loaded.step, how)
-    temperature = config.rejection.temperature
-    critic = critic_for(run_dir, loaded, device)
+    critic = critic_for(run_dir, loaded, device)  # does not depend on the temperature
     samples, labels, acceptance = rejection_sample(
         generator, critic, n, seed, temperature, batch_size, device, truncation
     )
-    how["rejection"] = {**dataclasses.asdict(config.rejection), "acceptance": acceptance}
+    settings = dataclasses.asdict(config.rejection)
+    how["rejection"] = {**settings, "temperature": temperature, "acceptance": acceptance}
     return Drawn(samples, labels, loaded.step, how)
 
 
@@ -98,8 +96,7 @@ def evaluate_latest(
     with their dataset's protocol and saved as eval.json."""
     loaded = load_models(run_dir)
     data_dir, index = loaded.config.data.dir, loaded.index
-    if not supported(index):
-        raise UserError(f"{data_dir}: no feature extractor for source {index['source']!r} yet")
+    require_supported(data_dir, index)
     drawn = draw_from(run_dir, loaded, n or loaded.config.eval.n_samples, seed, None, temperature)
     metrics = measure(drawn.samples, drawn.labels, data_dir, index, seed)
     metrics["protocol"].update(drawn.how)

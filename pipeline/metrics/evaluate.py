@@ -26,6 +26,11 @@ def supported(index: dict[str, Any]) -> bool:
     return index["kind"] == "points" or index["source"] in ("digits", "stacked-digits")
 
 
+def require_supported(data_dir: str | Path, index: dict[str, Any]) -> None:
+    if not supported(index):
+        raise UserError(f"{data_dir}: no feature extractor for source {index['source']!r} yet")
+
+
 def evaluate(
     generator: nn.Module,
     data_dir: str | Path,
@@ -37,8 +42,7 @@ def evaluate(
     truncation: float = 0.0,
 ) -> dict[str, Any]:
     """`n` samples of `generator` (seeded), measured with the dataset's protocol."""
-    if not supported(index):
-        raise UserError(f"{data_dir}: no feature extractor for source {index['source']!r} yet")
+    require_supported(data_dir, index)
     samples, labels = generate(generator, n, seed, batch_size, device, truncation)
     result = measure(samples, labels, data_dir, index, seed)
     result["protocol"]["truncation"] = truncation
