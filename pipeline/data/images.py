@@ -2,7 +2,7 @@
 
 Every image is made square at the target resolution the same way: the shorter side is scaled
 to the resolution (Lanczos when shrinking, bicubic when enlarging), then the centre is
-cropped. Images are stored as PNG, lossless.
+cropped. Small images are stored as raw pixels, larger ones as PNG; both lossless.
 """
 
 from __future__ import annotations
@@ -39,12 +39,22 @@ def to_square(image: Image.Image, resolution: int, mode: str) -> Image.Image:
     return image.crop((left, top, left + resolution, top + resolution))
 
 
-def png_bytes(item: Any, resolution: int, mode: str) -> bytes:
-    """A file path or a uint8 array (H, W) / (H, W, C) -> PNG of the square image."""
+def square(item: Any, resolution: int, mode: str) -> Image.Image:
+    """A file path or a uint8 array (H, W) / (H, W, C) -> the square image."""
     image = Image.open(item) if isinstance(item, (str, Path)) else Image.fromarray(item)
+    return to_square(image, resolution, mode)
+
+
+def png_bytes(item: Any, resolution: int, mode: str) -> bytes:
     buffer = io.BytesIO()
-    to_square(image, resolution, mode).save(buffer, format="PNG")
+    square(item, resolution, mode).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def pixels(item: Any, resolution: int, mode: str) -> np.ndarray:
+    """The square image as a uint8 array (C, H, W)."""
+    array = np.asarray(square(item, resolution, mode), dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def image_folder(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:

@@ -8,6 +8,7 @@ the rank and the step it starts from. Evaluation reads one finite, ordered pass.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import random
 from collections.abc import Iterator
@@ -98,30 +99,26 @@ class _RankShards(torch.utils.data.IterableDataset):
                 return
 
 
-def _decode(kind: str):
-    def image(sample: dict[str, Any]) -> list[tuple]:
-        array = np.asarray(Image.open(io.BytesIO(sample["png"])), dtype=np.float32)
-        x = torch.from_numpy(array / 127.5 - 1.0)
-        x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
-        return [(x, int(sample["cls"]), sample["__url__"])]
+def _samples(records: Iterator[dict[str, Any]]) -> Iterator[tuple]:
+    """A pipeline stage: stored records -> (x, label, url) samples. A record holds one PNG
+    image, or a block of raw uint8 images or of 2D points (see `shards.layout`)."""
+    for record in records:
+        url = record["__url__"]
+        if "png" in record:
+            array = np.asarray(Image.open(io.BytesIO(record["png"])), dtype=np.float32)
+            x = torch.from_numpy(array / 127.5 - 1.0)
+            yield (x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)), int(record["cls"]), url
+            continue
+        labels = _array(record["labels.npy"]).tolist()
+        if "images.npy" in record:
+            xs = torch.from_numpy(_array(record["images.npy"])).float() / 127.5 - 1.0
+        else:
+            xs = torch.from_numpy(_array(record["points.npy"]))
+        yield from zip(xs.unbind(0), labels, itertools.repeat(url))
 
-    def points(sample: dict[str, Any]) -> list[tuple]:
-        xs = np.load(io.BytesIO(sample["points.npy"]), allow_pickle=False)
-        ys = np.load(io.BytesIO(sample["labels.npy"]), allow_pickle=False)
-        url = sample["__url__"]
-        return [(torch.from_numpy(x), int(y), url) for x, y in zip(xs, ys, strict=True)]
 
-    return {"image": image, "points": points}[kind]
-
-
-def _expand(decode):
-    """A pipeline stage: each stored record may hold several samples (blocks of 2D points)."""
-
-    def stage(records: Iterator[dict[str, Any]]) -> Iterator[tuple]:
-        for record in records:
-            yield from decode(record)
-
-    return stage
+def _array(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def _collate(samples: list[tuple]) -> Batch:
@@ -160,7 +157,7 @@ def training_batches(
     stages = [
         _RankShards(urls, rank, world, seed, infinite=True),
         wds.tarfile_to_samples(),
-        _expand(_decode(index["kind"])),
+        _samples,
         wds.shuffle(shuffle_buffer, initial=shuffle_buffer, rng=random.Random(f"{seed}/{rank}")),
     ]
     if augment is not None and augmentation.active(augment) and index["kind"] == "image":
@@ -178,7 +175,7 @@ def evaluation_batches(
     pipeline = wds.DataPipeline(
         _RankShards(shard_paths(data_dir, index, split), 0, 1, seed=0, infinite=False),
         wds.tarfile_to_samples(),
-        _expand(_decode(index["kind"])),
+        _samples,
         wds.batched(batch_size, collation_fn=_collate, partial=True),
     )
     return iter(pipeline)
