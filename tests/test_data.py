@@ -22,22 +22,24 @@ def test_digits_index_describes_the_shards(digits16):
 
 def test_small_images_are_stored_raw_and_read_back_as_their_png_would(tmp_path, monkeypatch):
     raw = build("digits", tmp_path / "raw", resolution=16, shard_size=250)
-    assert raw["layout"] == "raw" and [s["samples"] for s in raw["splits"]["test"]["shards"]] == [
-        250,
-        110,
-    ]
+    test_shards = raw["splits"]["test"]["shards"]
+    assert raw["layout"] == "raw" and [s["samples"] for s in test_shards] == [250, 110]
     again = build("digits", tmp_path / "again", resolution=16, shard_size=250)
     assert again["splits"] == raw["splits"]  # byte-identical shards: the build is reproducible
+    rgb = {"resolution": 8, "n_train": 300, "n_test": 100}
+    build("stacked-digits", tmp_path / "rgb-raw", **rgb)
     monkeypatch.setattr(shards, "RAW_UP_TO", 0)
     assert build("digits", tmp_path / "png", resolution=16, shard_size=250)["layout"] == "png"
-    for split in ("train", "test"):
-        x_raw, y_raw = load_split(tmp_path / "raw", split)
-        x_png, y_png = load_split(tmp_path / "png", split)
-        assert torch.equal(x_raw, x_png) and torch.equal(y_raw, y_png)
-    streams = [training_batches(tmp_path / d, 32, seed=3) for d in ("raw", "png")]
-    for _ in range(5):
-        a, b = (next(s) for s in streams)
-        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and a.shards == b.shards
+    build("stacked-digits", tmp_path / "rgb-png", **rgb)
+    for stored, png in (("raw", "png"), ("rgb-raw", "rgb-png")):
+        for split in ("train", "test"):
+            x_raw, y_raw = load_split(tmp_path / stored, split)
+            x_png, y_png = load_split(tmp_path / png, split)
+            assert torch.equal(x_raw, x_png) and torch.equal(y_raw, y_png)
+        streams = [training_batches(tmp_path / d, 32, seed=3) for d in (stored, png)]
+        for _ in range(5):
+            a, b = (next(s) for s in streams)
+            assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and a.shards == b.shards
 
 
 def test_images_are_scaled_to_minus_one_one_with_every_class(digits16):

@@ -46,6 +46,7 @@ def square(item: Any, resolution: int, mode: str) -> Image.Image:
 
 
 def png_bytes(item: Any, resolution: int, mode: str) -> bytes:
+    """The square image as PNG."""
     buffer = io.BytesIO()
     square(item, resolution, mode).save(buffer, format="PNG")
     return buffer.getvalue()
