@@ -118,17 +118,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline import run_dir as runs
     from pipeline.config import load_config
     from pipeline.train.loop import train
+    from pipeline.train.stop import EXIT_STOPPED
 
     if args.config is None and args.resume and args.run_dir:
         config = load_config(args.run_dir / runs.CONFIG, args.overrides)  # the run's own config
     else:
         config = load_config(args.config, args.overrides)
-    train(config, args.run_dir or Path("runs") / config.name, resume=args.resume)
-    _exit_distributed()
-    return 0
+    finished = train(config, args.run_dir or Path("runs") / config.name, resume=args.resume)
+    code = 0 if finished else EXIT_STOPPED
+    _exit_distributed(code)
+    return code
 
 
-def _exit_distributed() -> None:
+def _exit_distributed(code: int) -> None:
     """gloo can abort at interpreter exit after a multi-process run: leave cleanly instead."""
     import torch.distributed as dist
 
@@ -136,7 +138,7 @@ def _exit_distributed() -> None:
         dist.destroy_process_group()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

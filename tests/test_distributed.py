@@ -11,6 +11,7 @@ import yaml
 from conftest import run_group
 
 pytestmark = pytest.mark.slow
+LAUNCH_CONFIGS = Path(__file__).parents[1] / "configs" / "accelerate"
 
 
 def free_port() -> int:
@@ -43,15 +44,11 @@ def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):
     )
     run = tmp_path / "run"
     accelerate = Path(sys.executable).with_name("accelerate")
-    # `--cpu --num_processes 2` silently runs one process; this is the form that runs two.
     command = [
         str(accelerate),
         "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
+        "--config_file",
+        str(LAUNCH_CONFIGS / "cpu-2proc.yaml"),
         "--main_process_port",
         str(free_port()),
         "-m",

@@ -28,11 +28,13 @@ from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
 from pipeline.train.schedule import lr_factor, set_learning_rates
 from pipeline.train.steps import GAN, discriminator_step, generator_step
+from pipeline.train.stop import StopRequest
 from pipeline.train.toolbox import build_toolbox
 from pipeline.visual import image_grid, scatter
 
 
-def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
+def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
+    """Train to `train.steps`; False when stopped before (signal or STOP file), checkpointed."""
     cfg = config.train
     index = dataset_index(config.data)  # fails early, on every rank, if the data is missing
     set_seed(config.seed)  # identical initial weights on every rank
@@ -51,6 +53,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
     )
     if main:
         runs.start(run_dir, config, resume)
+    stop = StopRequest(run_dir, accelerator)
+    stop.clear()  # a request left by an earlier job was served by its checkpoint
     accelerator.wait_for_everyone()
     info = runs.read_info(run_dir)
 
@@ -152,8 +156,16 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
             progress.write(f"step {step}: " + headline(metrics))
         if sampling or measuring:  # the other ranks wait for the main process's extra work
             accelerator.wait_for_everyone()
-        if step % cfg.checkpoint_every == 0 or last:
+        stopping = not last and stop.agreed(step)
+        if step % cfg.checkpoint_every == 0 or last or stopping:
             save(gan, ema, run_dir, step, images_seen, info["run_id"], cfg.keep_checkpoints)
+        if stopping:
+            if main:
+                reason = stop.reason or "asked on another rank"
+                progress.write(
+                    f"stopped at step {step} ({reason}): checkpoint saved, --resume goes on"
+                )
+            break
 
     progress.close()
     runs.write_json(
@@ -172,8 +184,9 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> Path:
         },
     )
     tracker.close()
+    stop.close()
     accelerator.wait_for_everyone()
-    return run_dir
+    return step == cfg.steps
 
 
 class Window:
