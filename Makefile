@@ -7,7 +7,7 @@ TORCH_CPU := torch==2.13.0
 DATA := data/digits
 RUNS := runs
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test lint cluster-deps clean
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,12 @@ demo: venv
 
 test: venv
 	WANDB_MODE=offline $(BIN)/python -m pytest -q
+
+# Debian's Slurm and munge for the cluster tests (tests/slurm_cluster.py); needs root.
+cluster-deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		munge slurmctld slurmd slurm-client
 
 lint: venv
 	$(BIN)/ruff check pipeline tests
