@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def launch(launch_config: str, *flags: str, config: Path, run: Path) -> list[str]:
+    """`accelerate launch` of `pipeline.train` with one of configs/accelerate/."""
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    configs = ["--config", str(config), "--run-dir", str(run)]
+    return [accelerate, "launch", "--config_file", str(LAUNCH_CONFIGS / launch_config), *flags,
+            "-m", "pipeline.train", *configs]  # fmt: skip
+
+
+# gloo on CPU: accelerate has no multi-process CPU launcher of its own.
+CPU_ENV = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
 
 
 def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):
@@ -43,23 +56,8 @@ def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):
         )
     )
     run = tmp_path / "run"
-    accelerate = Path(sys.executable).with_name("accelerate")
-    command = [
-        str(accelerate),
-        "launch",
-        "--config_file",
-        str(LAUNCH_CONFIGS / "cpu-2proc.yaml"),
-        "--main_process_port",
-        str(free_port()),
-        "-m",
-        "pipeline.train",
-        "--config",
-        str(config),
-        "--run-dir",
-        str(run),
-    ]
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    done = run_group(command, timeout=300, env=env)
+    port = ("--main_process_port", str(free_port()))
+    done = run_group(launch("cpu-2proc.yaml", *port, config=config, run=run), 300, env=CPU_ENV)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     ranks = [json.loads((run / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -72,3 +70,25 @@ def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):
     assert "global batch 64 (16 x 2 processes x 2 accumulation)" in done.stdout
     step = run / "checkpoints" / "step-00000012"
     assert sorted(p.name for p in step.iterdir()) == ["rng-rank0.pt", "rng-rank1.pt", "state.pt"]
+
+
+def test_two_machines_train_together(ring, tmp_path):
+    """Two launches on this host as machines 0 and 1 of a 2-machine job (one process each):
+    the multi-node launch config, as slurm/train.sbatch uses it on each node."""
+    config = tmp_path / "ring.yaml"
+    model = {"family": "mlp", "width": 32, "d_width": 32, "depth": 2, "d_depth": 2}
+    train = {"steps": 40, "batch_size": 64, "log_every": 20}
+    config.write_text(yaml.safe_dump({"data": {"dir": str(ring)}, "model": model, "train": train}))
+    run, port = tmp_path / "run", str(free_port())
+    machines = []
+    for machine in ("0", "1"):
+        flags = ("--num_machines", "2", "--num_processes", "2", "--machine_rank", machine,
+                 "--main_process_ip", "127.0.0.1", "--main_process_port", port)  # fmt: skip
+        command = launch("multi-node.yaml", *flags, config=config, run=run)
+        machines.append(ThreadPoolExecutor(1).submit(run_group, command, 300, env=CPU_ENV))
+    for done in (m.result() for m in machines):
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ranks = [json.loads((run / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["processes"] for r in ranks] == [2, 2] and [r["step"] for r in ranks] == [40, 40]
+    assert ranks[0]["parameters"] == ranks[1]["parameters"]
+    assert not set(ranks[0]["shards_read"]) & set(ranks[1]["shards_read"])
