@@ -76,6 +76,14 @@ def parser() -> argparse.ArgumentParser:
     )
     collapse.add_argument("--jobs", type=int, default=1, help="runs at once (cores are shared)")
     collapse.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
+    scaling = bench.add_parser("scaling", help="per-iteration compute, all-reduce, GPU scaling")
+    scaling.add_argument("configs", nargs="+", type=Path, help="experiment YAML files")
+    scaling.add_argument("--gpus", default="8,16,32,64,128,256")
+    scaling.add_argument("--mfu", type=float, default=0.30, help="share of peak reached")
+    scaling.add_argument("--peak-tflops", type=float, default=989.0, help="per GPU, bf16 dense")
+    scaling.add_argument("--nvlink-gbs", type=float, default=360.0, help="in-node all-reduce GB/s")
+    scaling.add_argument("--network-gbs", type=float, default=40.0, help="cross-node GB/s per GPU")
+    scaling.add_argument("--latency-us", type=float, default=10.0, help="per all-reduce hop")
 
     evaluate = sub.add_parser("eval", help="evaluate the latest checkpoint, print JSON")
     evaluate.add_argument("--run", type=Path, required=True)
@@ -191,6 +199,8 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.benchmark == "collapse":
         return bench_collapse(args)
+    if args.benchmark == "scaling":
+        return bench_scaling(args)
     from pipeline.bench import families
 
     families.run(args.out, pick("--families", args.families, families.CONFIGS), args.overrides)
@@ -206,6 +216,20 @@ def bench_collapse(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.jobs < 1:
         raise UserError("--seeds and --jobs must be at least 1")
     collapse.run(args.out, book, suites, chosen, args.seeds, args.jobs, args.overrides)
+    return 0
+
+
+def bench_scaling(args: argparse.Namespace) -> int:
+    from pipeline.bench.scaling import Hardware, report
+
+    hardware = Hardware(
+        args.peak_tflops, args.mfu, args.nvlink_gbs, args.network_gbs, args.latency_us
+    )
+    try:
+        gpus = [int(n) for n in args.gpus.split(",")]
+    except ValueError:
+        raise UserError(f"--gpus: expected numbers like 8,16,32, got {args.gpus!r}") from None
+    print(report(args.configs, gpus, hardware))
     return 0
 
 

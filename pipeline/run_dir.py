@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import torch
 from torch import nn
 
 from pipeline.config import Config, load_config, save_config
@@ -80,10 +82,11 @@ def write_json(path: Path, values: dict[str, Any]) -> None:
     path.write_text(json.dumps(values, indent=2))
 
 
-def parameter_digest(model: nn.Module) -> str:
-    """A hash of the parameters' bytes: equal on every rank when data parallelism is correct."""
-    digest = hashlib.sha256()
-    for name, p in sorted(model.named_parameters()):
-        digest.update(name.encode())
-        digest.update(p.detach().cpu().float().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+def digest(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """A hash of named tensors' bytes (a model's parameters or buffers): equal on every rank
+    when data parallelism is correct."""
+    sha = hashlib.sha256()
+    for name, tensor in sorted(named_tensors, key=lambda item: item[0]):
+        sha.update(name.encode())
+        sha.update(tensor.detach().cpu().double().contiguous().numpy().tobytes())
+    return sha.hexdigest()

@@ -47,6 +47,7 @@ def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):
                     "steps": 12,
                     "batch_size": 16,
                     "grad_accum": 2,
+                    "sync_bn": True,  # G's batch norm over both processes' batches
                     "checkpoint_every": 6,
                     "eval_every": 12,
                     "sample_every": 12,
@@ -65,6 +66,7 @@ def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):
     shards = [set(r["shards_read"]) for r in ranks]
     assert shards[0] and shards[1] and not shards[0] & shards[1]
     assert ranks[0]["parameters"] == ranks[1]["parameters"]  # gradients were all-reduced
+    assert ranks[0]["buffers"] == ranks[1]["buffers"]  # batch norm saw the global batch
     assert ranks[0]["toolbox"] == ranks[1]["toolbox"]  # ADA's p and LeCam's averages agree
     assert set(ranks[0]["toolbox"]) >= {"augment.p", "lecam.means"}
     assert "global batch 64 (16 x 2 processes x 2 accumulation)" in done.stdout

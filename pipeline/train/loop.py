@@ -29,6 +29,7 @@ from pipeline.train.growth import growth_for
 from pipeline.train.schedule import lr_factor, set_learning_rates
 from pipeline.train.steps import GAN, discriminator_step, generator_step
 from pipeline.train.stop import StopRequest
+from pipeline.train.sync_bn import cross_replica
 from pipeline.train.toolbox import build_toolbox
 from pipeline.visual import image_grid, scatter
 
@@ -39,6 +40,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     index = dataset_index(config.data)  # fails early, on every rank, if the data is missing
     set_seed(config.seed)  # identical initial weights on every rank
     G, D = build_models(config.model, index)
+    if cfg.sync_bn:
+        G, D = cross_replica(G), cross_replica(D)
     growing = hasattr(G, "set_stage")
     accelerator = Accelerator(
         mixed_precision=cfg.mixed_precision,
@@ -177,8 +180,12 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
             "images_seen": images_seen,
             "shards_read": sorted(shards),
             "parameters": {
-                "G": runs.parameter_digest(gan.g_bare),
-                "D": runs.parameter_digest(gan.d_bare),
+                "G": runs.digest(gan.g_bare.named_parameters()),
+                "D": runs.digest(gan.d_bare.named_parameters()),
+            },
+            "buffers": {  # batch-norm statistics, spectral-norm vectors
+                "G": runs.digest(gan.g_bare.named_buffers()),
+                "D": runs.digest(gan.d_bare.named_buffers()),
             },
             "toolbox": {k: v.tolist() for k, v in toolbox.stateful.state_dict().items()},
         },
