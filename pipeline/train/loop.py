@@ -12,18 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import set_seed
 from tqdm import tqdm
 
 from pipeline import run_dir as runs
 from pipeline.config import Config
 from pipeline.data.reader import dataset_index, training_batches
+from pipeline.errors import UserError
 from pipeline.metrics.evaluate import evaluate, supported
 from pipeline.models import build_models
 from pipeline.sampling import generate
 from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
+from pipeline.train.distributed import prepare
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
 from pipeline.train.schedule import lr_factor, set_learning_rates
@@ -32,6 +33,8 @@ from pipeline.train.stop import StopRequest
 from pipeline.train.sync_bn import cross_replica
 from pipeline.train.toolbox import build_toolbox
 from pipeline.visual import image_grid, scatter
+
+DEEPSPEED = "deepspeed"  # checkpoint subfolders deepspeed-G, deepspeed-D
 
 
 def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
@@ -42,13 +45,12 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     G, D = build_models(config.model, index)
     if cfg.sync_bn:
         G, D = cross_replica(G), cross_replica(D)
-    growing = hasattr(G, "set_stage")
-    accelerator = Accelerator(
-        mixed_precision=cfg.mixed_precision,
-        log_with="wandb" if config.tracking.wandb else None,
-        # Growing networks leave their not-yet-used layers without gradients.
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=growing)],
-    )
+    # foreach: one batched update per optimizer step instead of one per tensor.
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g), foreach=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas_d), foreach=True)
+    parts = prepare(config, G, D, opt_g, opt_d, growing=hasattr(G, "set_stage"))
+    g_accelerator, d_accelerator, G, D, opt_g, opt_d = parts
+    accelerator = g_accelerator  # the loop's: devices, reductions, waits, logging
     rank, world, main = (
         accelerator.process_index,
         accelerator.num_processes,
@@ -61,12 +63,9 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     accelerator.wait_for_everyone()
     info = runs.read_info(run_dir)
 
-    # foreach: one batched update per optimizer step instead of one per tensor.
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g), foreach=True)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas_d), foreach=True)
-    G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
     toolbox = build_toolbox(config, accelerator.unwrap_model(G), index, accelerator)
-    gan = GAN(accelerator, G, D, opt_g, opt_d, toolbox, cfg.grad_accum)
+    bf16 = cfg.mixed_precision == "bf16"
+    gan = GAN(*parts, toolbox, cfg.grad_accum, bf16)
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
     growth = growth_for(gan.g_bare, cfg.phase_images)
 
@@ -252,9 +251,13 @@ def write_samples(
 
 
 def save(gan: GAN, ema: EMA, run_dir: Path, step: int, images_seen: int, run_id: str, keep: int):
-    acc = gan.accelerator
+    acc = gan.g_accelerator
     stage = checkpoint.staging(run_dir, step)
     checkpoint.write(stage / f"rng-rank{acc.process_index}.pt", checkpoint.rng_state())
+    if gan.deepspeed:  # ZeRO splits the optimizer states across ranks: each saves its part
+        for name, engine in (("G", gan.G), ("D", gan.D)):
+            engine.save_checkpoint(stage, tag=f"{DEEPSPEED}-{name}", save_latest=False)
+    optimizers = {} if gan.deepspeed else {"opt_g": gan.opt_g, "opt_d": gan.opt_d}
     if acc.is_main_process:
         checkpoint.write(
             stage / checkpoint.STATE,
@@ -265,8 +268,7 @@ def save(gan: GAN, ema: EMA, run_dir: Path, step: int, images_seen: int, run_id:
                 "G": gan.g_bare.state_dict(),
                 "D": gan.d_bare.state_dict(),
                 "G_ema": ema.state_dict(),
-                "opt_g": gan.opt_g.state_dict(),
-                "opt_d": gan.opt_d.state_dict(),
+                **{name: opt.state_dict() for name, opt in optimizers.items()},
                 "toolbox": gan.toolbox.stateful.state_dict(),
             },
         )
@@ -278,11 +280,25 @@ def save(gan: GAN, ema: EMA, run_dir: Path, step: int, images_seen: int, run_id:
 def restore(gan: GAN, ema: EMA, run_dir: Path, rank: int) -> tuple[int, int]:
     latest = checkpoint.latest(run_dir)
     state = checkpoint.load(latest / checkpoint.STATE)
-    gan.g_bare.load_state_dict(state["G"])
-    gan.d_bare.load_state_dict(state["D"])
+    if gan.deepspeed:  # weights and this rank's optimizer partition, by DeepSpeed
+        for name, engine in (("G", gan.G), ("D", gan.D)):
+            tag = f"{DEEPSPEED}-{name}"
+            if not (latest / tag).is_dir():
+                raise UserError(
+                    f"{latest} was not written under DeepSpeed: resume it with the launch "
+                    "config it was trained with"
+                )
+            engine.load_checkpoint(latest, tag=tag)
+    else:
+        if "opt_g" not in state:
+            raise UserError(
+                f"{latest} was written under DeepSpeed: resume it with a DeepSpeed launch config"
+            )
+        gan.g_bare.load_state_dict(state["G"])
+        gan.d_bare.load_state_dict(state["D"])
+        gan.opt_g.load_state_dict(state["opt_g"])
+        gan.opt_d.load_state_dict(state["opt_d"])
     ema.load_state_dict(state["G_ema"])
-    gan.opt_g.load_state_dict(state["opt_g"])
-    gan.opt_d.load_state_dict(state["opt_d"])
     gan.toolbox.stateful.load_state_dict(state.get("toolbox", {}))
     rng = latest / f"rng-rank{rank}.pt"
     if rng.is_file():  # absent when resuming on more processes than the run had

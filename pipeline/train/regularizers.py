@@ -65,7 +65,7 @@ class VAEReconstruction:
 
     def __call__(self, gan) -> torch.Tensor:
         batch = next(gan.batches)
-        real = batch.x.to(gan.accelerator.device)
+        real = batch.x.to(gan.device)
         y = batch.y.to(real.device) if gan.n_classes else None
         z, mean, log_var = gan.g_bare.encode(real)
         reconstruction = gan.g_bare(z, y)

@@ -1,5 +1,5 @@
 """The two halves of a GAN iteration. Both accumulate gradients over micro-batches and sync
-them across processes only on the last one."""
+them across processes only on the last one (under DeepSpeed, its engine steps there)."""
 
 from __future__ import annotations
 
@@ -18,63 +18,74 @@ from pipeline.train.toolbox import Toolbox
 
 @dataclass
 class GAN:
-    """The prepared (possibly DDP-wrapped) models and optimizers, plus the bare modules."""
+    """The prepared (DDP- or DeepSpeed-wrapped) models and optimizers, plus the bare modules.
+    Each model's backward goes through its own accelerator (the same one without DeepSpeed)."""
 
-    accelerator: Accelerator
+    g_accelerator: Accelerator  # also the devices, reductions and waits of the whole loop
+    d_accelerator: Accelerator
     G: nn.Module
     D: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     toolbox: Toolbox
     grad_accum: int
+    bf16: bool  # autocast to bfloat16 (weights and optimizer states stay fp32)
     batches: Iterator[Batch] | None = None  # the real-data stream
     d_steps: int = 0  # discriminator updates so far (lazy regularizers count them)
 
     def __post_init__(self):
-        self.g_bare = self.accelerator.unwrap_model(self.G)
-        self.d_bare = self.accelerator.unwrap_model(self.D)
+        self.device = self.g_accelerator.device
+        self.g_bare = self.g_accelerator.unwrap_model(self.G)
+        self.d_bare = self.d_accelerator.unwrap_model(self.D)
         self.n_classes = self.g_bare.n_classes
+        self.deepspeed = self.d_accelerator is not self.g_accelerator
 
     def latents(self, n: int, labels: torch.Tensor | None = None):
-        device = self.accelerator.device
-        z = torch.randn(n, self.g_bare.z_dim, device=device)
+        z = torch.randn(n, self.g_bare.z_dim, device=self.device)
         if not self.n_classes:
             return z, None
         if labels is None:
-            labels = torch.randint(0, self.n_classes, (n,), device=device)
+            labels = torch.randint(0, self.n_classes, (n,), device=self.device)
         return z, labels
 
-    def sync_on_last(self, model: nn.Module, i: int):
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def micro_batch(self, accelerator: Accelerator, model: nn.Module, i: int):
+        """Gradients of micro-batch i sync across processes on the last micro-batch only.
+        DeepSpeed accumulates by itself (ZeRO-2 partitions gradients as they come): it is
+        told which micro-batch ends the step."""
         last = i == self.grad_accum - 1
-        return nullcontext() if last else self.accelerator.no_sync(model)
+        accelerator.sync_gradients = last
+        return nullcontext() if last or self.deepspeed else accelerator.no_sync(model)
 
 
 def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     """One D update on real batches and fresh fakes (G is not differentiated), both augmented
     alike, plus the toolbox's penalties."""
-    acc, box = gan.accelerator, gan.toolbox
+    acc, box = gan.d_accelerator, gan.toolbox
     gan.opt_d.zero_grad(set_to_none=True)
-    stats = torch.zeros(4, device=acc.device)
+    stats = torch.zeros(4, device=gan.device)
     for i in range(gan.grad_accum):
         batch = next(gan.batches)
         shards.update(batch.shards)
-        real = batch.x.to(acc.device, non_blocking=True)
-        z, y = gan.latents(len(real), batch.y.to(acc.device) if gan.n_classes else None)
-        with torch.no_grad(), acc.autocast():
+        real = batch.x.to(gan.device, non_blocking=True)
+        z, y = gan.latents(len(real), batch.y.to(gan.device) if gan.n_classes else None)
+        with torch.no_grad(), gan.autocast():
             fake = gan.g_bare(z, y)
         # Real and fake go through D in one call: one forward per backward, as DDP expects.
-        with gan.sync_on_last(gan.D, i):
+        with gan.micro_batch(acc, gan.D, i):
             seen = box.augment(torch.cat([real, fake.to(real.dtype)]))
-            with acc.autocast():
+            with gan.autocast():
                 both_y = None if y is None else torch.cat([y, y])
                 logits = gan.D(seen, both_y).float()
             real_logits, fake_logits = logits.chunk(2)  # chunk: a packed D gives fewer logits
             loss = box.loss.d_loss(real_logits, fake_logits)
             judged = Judged(gan.d_bare, *seen.chunk(2), y, real_logits, fake_logits, gan.d_steps)
-            with acc.autocast():
+            with gan.autocast():
                 penalties = [p for term in box.d_terms if (p := term(judged)) is not None]
-            penalty = sum(penalties, torch.zeros((), device=acc.device))
-            acc.backward((loss + penalty) / gan.grad_accum)
+            penalty = sum(penalties, torch.zeros((), device=gan.device))
+            acc.backward(loss + penalty)  # averaged over micro-batches by the accelerator
         box.augment.observe(real_logits)
         stats += torch.stack([loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
     gan.opt_d.step()
@@ -86,26 +97,26 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
 def generator_step(gan: GAN, batch_size: int) -> dict:
     """One G update through a frozen D (bare module: D's weights get no gradient, no sync).
     Relativistic losses also need D's view of a real batch; G then draws that batch's classes."""
-    acc, box = gan.accelerator, gan.toolbox
+    acc, box = gan.g_accelerator, gan.toolbox
     gan.opt_g.zero_grad(set_to_none=True)
     gan.d_bare.requires_grad_(False)
-    total = torch.zeros((), device=acc.device)
+    total = torch.zeros((), device=gan.device)
     for i in range(gan.grad_accum):
         real_logits, labels = None, None
         if box.loss.uses_real_in_g:
             batch = next(gan.batches)
-            labels = batch.y.to(acc.device) if gan.n_classes else None
-            with torch.no_grad(), acc.autocast():
-                real = box.augment(batch.x.to(acc.device))
+            labels = batch.y.to(gan.device) if gan.n_classes else None
+            with torch.no_grad(), gan.autocast():
+                real = box.augment(batch.x.to(gan.device))
                 real_logits = gan.d_bare(real, labels).float()
             batch_size = len(batch.x)
         z, y = gan.latents(batch_size, labels)
-        with gan.sync_on_last(gan.G, i):
-            with acc.autocast():
+        with gan.micro_batch(acc, gan.G, i):
+            with gan.autocast():
                 fake_logits = gan.d_bare(box.augment(gan.G(z, y)), y).float()
                 loss = box.loss.g_loss(fake_logits, real_logits)
                 extra = sum(term(gan) for term in box.g_terms)
-            acc.backward((loss + extra) / gan.grad_accum)
+            acc.backward(loss + extra)
         total += loss.detach()
     gan.opt_g.step()
     gan.d_bare.requires_grad_(True)

@@ -1,0 +1,67 @@
+"""How G and D meet the processes. Data parallelism (or a single process): one Accelerator
+prepares both models. DeepSpeed ZeRO, when `accelerate launch` runs a DeepSpeed config: an
+engine holds one model, so G and D get an Accelerator and a DeepSpeed plugin each."""
+
+from __future__ import annotations
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import (
+    DeepSpeedPlugin,
+    DistributedDataParallelKwargs,
+    InitProcessGroupKwargs,
+    parse_flag_from_env,
+)
+
+from pipeline.config import Config
+
+
+class ModelPlugin(DeepSpeedPlugin):
+    """A DeepSpeed plugin for one of two models. Selecting a plugin registers its config with
+    transformers (for Hugging Face models' ZeRO-3 init): not needed for these models, and
+    transformers is not a dependency."""
+
+    def set_deepspeed_weakref(self) -> None:
+        pass
+
+
+def prepare(config: Config, G, D, opt_g, opt_d, growing: bool) -> tuple:
+    """(G's accelerator, D's accelerator, G, D, opt_g, opt_d), prepared. G's accelerator is
+    also the loop's; D's is the same object unless DeepSpeed runs."""
+    cfg = config.train
+    log_with = "wandb" if config.tracking.wandb else None
+    if not parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
+        accelerator = Accelerator(
+            mixed_precision=cfg.mixed_precision,
+            gradient_accumulation_steps=cfg.grad_accum,
+            log_with=log_with,
+            # Growing networks leave their not-yet-used layers without gradients.
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=growing)],
+        )
+        G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
+        return accelerator, accelerator, G, D, opt_g, opt_d
+
+    # The launcher's settings (ZeRO stage, offload) come through the environment; each
+    # plugin then learns the batch it sees. Precision stays the experiment's: bf16 autocast
+    # over fp32 weights, whose optimizer states ZeRO partitions.
+    plugins = {name: ModelPlugin() for name in ("G", "D")}
+    for plugin in plugins.values():
+        plugin.deepspeed_config.update(
+            train_micro_batch_size_per_gpu=cfg.batch_size,
+            gradient_accumulation_steps=cfg.grad_accum,
+            gradient_clipping=0.0,  # none, as without DeepSpeed
+        )
+    # On CPU, without this accelerate sees one process while DeepSpeed runs several.
+    gloo = [] if torch.cuda.is_available() else [InitProcessGroupKwargs(backend="gloo")]
+    g_accelerator = Accelerator(
+        mixed_precision="no",
+        gradient_accumulation_steps=cfg.grad_accum,
+        log_with=log_with,
+        deepspeed_plugins=plugins,
+        kwargs_handlers=gloo,
+    )
+    G, opt_g = g_accelerator.prepare(G, opt_g)
+    g_accelerator.state.select_deepspeed_plugin("D")
+    d_accelerator = Accelerator(mixed_precision="no", gradient_accumulation_steps=cfg.grad_accum)
+    D, opt_d = d_accelerator.prepare(D, opt_d)
+    return g_accelerator, d_accelerator, G, D, opt_g, opt_d
