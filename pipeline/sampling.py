@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -27,14 +29,24 @@ def generate(
     batch_size: int = 500,
     device: str | torch.device = "cpu",
     truncation: float = 0.0,
+    share: tuple[int, int] = (0, 1),
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`n` samples on the CPU (float32), with their labels when the generator is conditional."""
+    """`n` samples on the CPU (float32), with their labels when the generator is conditional.
+    With `share` = (rank, processes), this process draws only batches rank, rank + processes,
+    ... of the same `n` (see `interleave`), so the whole does not depend on the split."""
     z, y = latents(n, generator.z_dim, generator.n_classes, seed, truncation)
+    rank, processes = share
     was_training = generator.training
     generator.eval()
     chunks = []
-    for i in range(0, n, batch_size):
+    for i in range(rank * batch_size, n, batch_size * processes):
         yb = None if y is None else y[i : i + batch_size].to(device)
         chunks.append(generator(z[i : i + batch_size].to(device), yb).float().cpu())
     generator.train(was_training)
-    return torch.cat(chunks), y
+    return (torch.cat(chunks) if chunks else torch.empty(0)), y  # empty: more ranks than batches
+
+
+def interleave(shares: list[torch.Tensor], batch_size: int) -> torch.Tensor:
+    """The samples of `generate` in order again, from every rank's share."""
+    pieces = itertools.zip_longest(*(share.split(batch_size) for share in shares))
+    return torch.cat([piece for batch in pieces for piece in batch if piece is not None])

@@ -10,13 +10,16 @@ import pytest
 import torch
 import yaml
 from conftest import run_group
-from test_distributed import CPU_ENV, free_port, launch
+from test_distributed import cpu_env, free_port, launch
 
 from pipeline.train import checkpoint
 
 pytestmark = pytest.mark.slow
-# DeepSpeed on CPU: its own accelerator setting; ACCELERATE_USE_CPU would bypass DeepSpeed.
-DEEPSPEED_ENV = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+
+
+def deepspeed_env() -> dict[str, str]:
+    """DeepSpeed on CPU: its own accelerator setting; ACCELERATE_USE_CPU would bypass it."""
+    return {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,7 @@ def train_then_resume(launch_config: str, env: dict, config: Path, run: Path) ->
 
 @pytest.fixture(scope="module")
 def data_parallel(config, tmp_path_factory) -> list[dict]:
-    return train_then_resume("cpu-2proc.yaml", CPU_ENV, config, tmp_path_factory.mktemp("ddp"))
+    return train_then_resume("cpu-2proc.yaml", cpu_env(), config, tmp_path_factory.mktemp("ddp"))
 
 
 @pytest.mark.parametrize("stage", [1, 2])
@@ -51,7 +54,7 @@ def test_zero_trains_checkpoints_and_resumes_like_data_parallel(
     stage, config, data_parallel, tmp_path
 ):
     run = tmp_path / "run"
-    states = train_then_resume(f"deepspeed-zero{stage}.yaml", DEEPSPEED_ENV, config, run)
+    states = train_then_resume(f"deepspeed-zero{stage}.yaml", deepspeed_env(), config, run)
     for zero, ddp in zip(states, data_parallel, strict=True):
         assert zero["step"] == ddp["step"]
         for model in ("G", "D", "G_ema"):

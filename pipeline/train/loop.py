@@ -19,7 +19,7 @@ from pipeline import run_dir as runs
 from pipeline.config import Config
 from pipeline.data.reader import dataset_index, training_batches
 from pipeline.errors import UserError
-from pipeline.metrics.evaluate import evaluate, supported
+from pipeline.metrics.evaluate import supported
 from pipeline.models import build_models
 from pipeline.sampling import generate
 from pipeline.tracking import Tracker
@@ -28,6 +28,7 @@ from pipeline.train.distributed import prepare
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
 from pipeline.train.schedule import lr_factor, set_learning_rates
+from pipeline.train.shared_eval import evaluate_shared
 from pipeline.train.steps import GAN, discriminator_step, generator_step
 from pipeline.train.stop import StopRequest
 from pipeline.train.sync_bn import cross_replica
@@ -143,17 +144,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         measuring = evaluating and (step % cfg.eval_every == 0 or last)
         if main and sampling:
             write_samples(ema.model, config, index, run_dir, tracker, step, accelerator.device)
-        if main and measuring:
-            metrics = evaluate(
-                ema.model,
-                config.data.dir,
-                index,
-                config.eval.n_samples_during_training,
-                seed=config.seed,
-                batch_size=config.eval.batch_size,
-                device=accelerator.device,
-                truncation=config.eval.truncation,
-            )
+        metrics = evaluate_shared(ema.model, config, index, accelerator) if measuring else None
+        if metrics:  # on the main process
             tracker.log({f"eval/{k}": v for k, v in metrics.items() if k != "protocol"}, step)
             progress.write(f"step {step}: " + headline(metrics))
         if sampling or measuring:  # the other ranks wait for the main process's extra work
