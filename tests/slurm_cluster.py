@@ -14,12 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch")
+PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch")
 
 
 def available() -> str | None:
     """None when a cluster can start here, else why not."""
-    missing = [name for name in DAEMONS if shutil.which(name, path=_sbin_path()) is None]
+    missing = [name for name in PROGRAMS if shutil.which(name, path=_sbin_path()) is None]
     if missing:
         return f"Slurm is not installed ({', '.join(missing)} missing): run `make cluster-deps`"
     if os.geteuid() != 0:

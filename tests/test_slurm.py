@@ -48,7 +48,7 @@ def ring_config(ring, path: Path, steps: int, wandb: bool = False) -> Path:
     return path
 
 
-def submit(cluster: SlurmCluster, config: Path, run: Path, log: Path, *extra: str) -> str:
+def submit(cluster: SlurmCluster, config: Path, run: Path, log: Path) -> str:
     env = {
         **cluster.env,
         "PATH": f"{Path(sys.executable).parent}:{cluster.env['PATH']}",  # the project's python
@@ -56,7 +56,7 @@ def submit(cluster: SlurmCluster, config: Path, run: Path, log: Path, *extra: st
         "OMP_NUM_THREADS": "1",
         "WANDB_MODE": "offline",
     }
-    command = ["sbatch", "--parsable", "--nodes=2", f"--output={log}", *extra]
+    command = ["sbatch", "--parsable", "--nodes=2", f"--output={log}"]
     command += [str(ROOT / "slurm" / "train.sbatch"), str(config)]
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
