@@ -30,8 +30,9 @@ class CrossReplicaBatchNorm(nn.BatchNorm2d):
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
-                average = 1 / self.num_batches_tracked.item()  # momentum None: cumulative
-                factor = average if self.momentum is None else self.momentum
+                factor = self.momentum
+                if factor is None:  # a cumulative average (read on the host only then)
+                    factor = 1 / self.num_batches_tracked.item()
                 self.running_mean.lerp_(mean, factor)
                 self.running_var.lerp_(var * count / (count - 1), factor)
         out = (x32 - mean[:, None, None]) * torch.rsqrt(var + self.eps)[:, None, None]
