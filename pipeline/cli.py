@@ -79,11 +79,12 @@ def parser() -> argparse.ArgumentParser:
     scaling = bench.add_parser("scaling", help="per-iteration compute, all-reduce, GPU scaling")
     scaling.add_argument("configs", nargs="+", type=Path, help="experiment YAML files")
     scaling.add_argument("--gpus", default="8,16,32,64,128,256")
-    scaling.add_argument("--mfu", type=float, default=0.30, help="share of peak reached")
-    scaling.add_argument("--peak-tflops", type=float, default=989.0, help="per GPU, bf16 dense")
-    scaling.add_argument("--nvlink-gbs", type=float, default=360.0, help="in-node all-reduce GB/s")
-    scaling.add_argument("--network-gbs", type=float, default=40.0, help="cross-node GB/s per GPU")
-    scaling.add_argument("--latency-us", type=float, default=10.0, help="per all-reduce hop")
+    # Unset flags keep the defaults of pipeline/bench/scaling.py (H100 SXM nodes).
+    scaling.add_argument("--mfu", type=float, help="share of peak reached")
+    scaling.add_argument("--peak-tflops", type=float, help="per GPU, bf16 dense")
+    scaling.add_argument("--nvlink-gbs", type=float, help="in-node all-reduce GB/s")
+    scaling.add_argument("--network-gbs", type=float, help="cross-node GB/s per GPU")
+    scaling.add_argument("--latency-us", type=float, help="per all-reduce hop")
 
     evaluate = sub.add_parser("eval", help="evaluate the latest checkpoint, print JSON")
     evaluate.add_argument("--run", type=Path, required=True)
@@ -222,9 +223,8 @@ def bench_collapse(args: argparse.Namespace) -> int:
 def bench_scaling(args: argparse.Namespace) -> int:
     from pipeline.bench.scaling import Hardware, report
 
-    hardware = Hardware(
-        args.peak_tflops, args.mfu, args.nvlink_gbs, args.network_gbs, args.latency_us
-    )
+    flags = ("peak_tflops", "mfu", "nvlink_gbs", "network_gbs", "latency_us")
+    hardware = Hardware(**{k: getattr(args, k) for k in flags if getattr(args, k) is not None})
     try:
         gpus = [int(n) for n in args.gpus.split(",")]
     except ValueError:
