@@ -43,6 +43,10 @@ def digits16(tmp_path_factory) -> Path:
     return out
 
 
+# A small MLP pair for the 2D mixtures: runs that test the machinery, not the model.
+SMALL_MLP = {"family": "mlp", "width": 32, "d_width": 32, "depth": 2, "d_depth": 2}
+
+
 @pytest.fixture(scope="session")
 def ring(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ring")

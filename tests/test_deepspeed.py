@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import run_group
+from conftest import SMALL_MLP, run_group
 from test_distributed import cpu_env, free_port, launch
 
 from pipeline.train import checkpoint
@@ -25,7 +25,7 @@ def deepspeed_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def config(ring, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("deepspeed") / "ring.yaml"
-    model = {"family": "mlp", "width": 32, "d_width": 32, "depth": 2, "d_depth": 2}
+    model = SMALL_MLP
     train = {"steps": 2, "batch_size": 64, "grad_accum": 2, "log_every": 1}
     spec = {"data": {"dir": str(ring)}, "model": model, "train": train, "regularize": {"r1": 0.1}}
     path.write_text(yaml.safe_dump({**spec, "tracking": {"wandb": False}}))

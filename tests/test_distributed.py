@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ganpipe, run_group
+from conftest import SMALL_MLP, ganpipe, run_group
 
 pytestmark = pytest.mark.slow
 LAUNCH_CONFIGS = Path(__file__).parents[1] / "configs" / "accelerate"
@@ -85,7 +85,7 @@ def test_two_machines_train_together(ring, tmp_path):
     """Two launches on this host as machines 0 and 1 of a 2-machine job (one process each):
     the multi-node launch config, as slurm/train.sbatch uses it on each node."""
     config = tmp_path / "ring.yaml"
-    model = {"family": "mlp", "width": 32, "d_width": 32, "depth": 2, "d_depth": 2}
+    model = SMALL_MLP
     train = {"steps": 40, "batch_size": 64, "log_every": 20}
     config.write_text(yaml.safe_dump({"data": {"dir": str(ring)}, "model": model, "train": train}))
     run, port = tmp_path / "run", str(free_port())

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 import yaml
-from conftest import ganpipe
+from conftest import SMALL_MLP, ganpipe
 
 TINY = {
     "name": "tiny",
@@ -97,7 +97,7 @@ def test_two_dimensional_run(ring, tmp_path):
         yaml.safe_dump(
             {
                 "data": {"dir": str(ring)},
-                "model": {"family": "mlp", "width": 32, "d_width": 32, "depth": 2, "d_depth": 2},
+                "model": SMALL_MLP,
                 "train": {"steps": 20, "batch_size": 64, "loss": "nonsat", "eval_every": 20},
                 "eval": {"n_samples": 2500},
                 "tracking": {"wandb": False},

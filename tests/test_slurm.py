@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SMALL_MLP
 from slurm_cluster import SlurmCluster, available
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def cluster():
 
 
 def ring_config(ring, path: Path, steps: int, wandb: bool = False) -> Path:
-    model = {"family": "mlp", "width": 32, "d_width": 32, "depth": 2, "d_depth": 2}
+    model = SMALL_MLP
     train = {"steps": steps, "batch_size": 64, "log_every": 50, "checkpoint_every": 100_000}
     spec = {
         "name": "ring-slurm",

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from conftest import ganpipe
+from conftest import SMALL_MLP, ganpipe
 
 from pipeline.train import checkpoint
 from pipeline.train.stop import EXIT_STOPPED, STOP_FILE
@@ -19,7 +19,7 @@ STEPS = 100_000  # far more than the test lets it run: only a stop ends it early
 
 def ring_config(ring, tmp_path, steps=STEPS):
     config = tmp_path / "ring.yaml"
-    model = {"family": "mlp", "width": 32, "d_width": 32, "depth": 2, "d_depth": 2}
+    model = SMALL_MLP
     train = {"steps": steps, "batch_size": 64, "log_every": 20, "checkpoint_every": 100_000}
     config.write_text(
         yaml.safe_dump(
