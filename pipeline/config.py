@@ -93,6 +93,7 @@ class TrainConfig:
     ema_start: int = bounded(0, 0)  # steps during which the EMA copies G instead of averaging
     mixed_precision: str = choice("no", "bf16")
     sync_bn: bool = False  # batch-norm statistics over all processes' batches (cross-replica)
+    deterministic: bool = False  # deterministic kernels: a resumed run matches bit for bit
     log_every: int = bounded(50, 1)
     eval_every: int = bounded(500, 1)
     sample_every: int = bounded(500, 1)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.config import AugmentConfig
 from pipeline.data import shards
 from pipeline.data.reader import evaluation_batches, load_split, training_batches
 from pipeline.data.shards import build, sha256
@@ -74,6 +75,24 @@ def test_loader_workers_split_shards(digits16):
     batches = [next(stream) for _ in range(50)]
     assert {len(b.x) for b in batches} == {32}
     assert len(set().union(*(b.shards for b in batches))) == 8
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_resumed_stream_goes_on_with_exactly_the_batches_it_would_have_given(digits16, workers):
+    options = {"seed": 5, "shuffle_buffer": 50, "workers": workers,
+               "augment": AugmentConfig(flip=True, rotate=10.0)}  # fmt: skip
+    stream = training_batches(digits16, 32, **options)
+    for _ in range(7):  # odd: with two workers, the next batch comes from the second
+        next(stream)
+    state = stream.state_dict()
+    expected = [next(stream) for _ in range(40)]  # past the end of every reader's pass
+    assert max(b.position[0] for b in expected) == 1
+    resumed = training_batches(digits16, 32, state=state, **options)
+    for want in expected:
+        got = next(resumed)
+        assert torch.equal(got.x, want.x) and torch.equal(got.y, want.y)
+    fresh = training_batches(digits16, 32, **options)
+    assert not torch.equal(next(fresh).x, expected[0].x)
 
 
 def test_evaluation_pass_is_finite_and_ordered(digits16):

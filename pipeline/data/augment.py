@@ -1,14 +1,13 @@
 """Augmentation of real training images in the loader: flips, random resized crops, rotations.
 
-Applied per sample, with a random generator seeded from the run seed, the rank and the loader
-worker, so a run's data stream is reproducible.
+Applied per sample, with a random generator seeded from the sample's place in the stream
+(pipeline/data/stream.py), so a run's data stream is reproducible and resumable.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -50,15 +49,3 @@ def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
     theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype)[None]
     grid = F.affine_grid(theta, [1, *x.shape], align_corners=False)
     return F.grid_sample(x[None], grid, padding_mode="border", align_corners=False)[0]
-
-
-def stage(config: AugmentConfig, seed: int | str):
-    """A WebDataset pipeline stage over (image, label, url) samples."""
-
-    def run(samples: Iterator[tuple]) -> Iterator[tuple]:
-        info = torch.utils.data.get_worker_info()
-        rng = random.Random(f"augment/{seed}/{info.id if info else 0}")
-        for x, y, url in samples:
-            yield augment(x, config, rng), y, url
-
-    return run

@@ -1,8 +1,9 @@
 """Full-state checkpoints: one directory per step, written atomically, the last K kept.
 
 `step-NNNNNNNN/state.pt` holds the models, EMA, optimizers and counters (written by the main
-process); `rng-rank<r>.pt` holds each rank's random generators. Everything is plain tensors and
-containers, so it loads with `torch.load(weights_only=True)`: a checkpoint cannot run code.
+process); `rank<r>.pt` holds each rank's random generators and data-stream position.
+Everything is plain tensors and containers, so it loads with `torch.load(weights_only=True)`:
+a checkpoint cannot run code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from pipeline.errors import UserError
 
 PREFIX = "step-"
 STATE = "state.pt"
+
+
+def rank_file(rank: int) -> str:
+    return f"rank{rank}.pt"
 
 
 def directory(run_dir: Path) -> Path:

@@ -24,6 +24,7 @@ from pipeline.models import build_models
 from pipeline.sampling import generate
 from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
+from pipeline.train.determinism import use_deterministic_kernels
 from pipeline.train.distributed import prepare
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
@@ -41,6 +42,8 @@ DEEPSPEED = "deepspeed"  # checkpoint subfolders deepspeed-G, deepspeed-D
 def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     """Train to `train.steps`; False when stopped before (signal or STOP file), checkpointed."""
     cfg = config.train
+    if cfg.deterministic:
+        use_deterministic_kernels()
     index = dataset_index(config.data)  # fails early, on every rank, if the data is missing
     set_seed(config.seed)  # identical initial weights on every rank
     G, D = build_models(config.model, index)
@@ -70,22 +73,27 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
     growth = growth_for(gan.g_bare, cfg.phase_images)
 
-    step, images_seen = 0, 0
+    step, images_seen, mine = 0, 0, {}
     set_seed(config.seed + rank)  # different noise on each rank
     if resume:
-        step, images_seen = restore(gan, ema, run_dir, rank)
+        step, images_seen, mine = restore(gan, ema, run_dir, rank)
         gan.d_steps = step * cfg.n_dis
     gan.batches = training_batches(
         config.data.dir,
         cfg.batch_size,
-        seed=f"{config.seed}@{step}",
+        # A rank without a saved stream position (the run had fewer processes) starts a
+        # stream of its own rather than replaying the first batches.
+        seed=config.seed if "data" in mine or not step else f"{config.seed}@{step}",
         rank=rank,
         world=world,
         shuffle_buffer=config.data.shuffle_buffer,
         workers=config.data.workers,
         augment=config.data.augment,
+        state=mine.get("data"),
     )
     tracker = Tracker(accelerator, config, run_dir, info["run_id"])
+    if "rng" in mine:  # last, so nothing draws from the generators before the first step
+        checkpoint.set_rng_state(mine["rng"])
     global_batch = cfg.batch_size * world * cfg.grad_accum
     if main:
         tracker.log({"global_batch": global_batch, "processes": world}, step)
@@ -245,7 +253,8 @@ def write_samples(
 def save(gan: GAN, ema: EMA, run_dir: Path, step: int, images_seen: int, run_id: str, keep: int):
     acc = gan.g_accelerator
     stage = checkpoint.staging(run_dir, step)
-    checkpoint.write(stage / f"rng-rank{acc.process_index}.pt", checkpoint.rng_state())
+    mine = {"rng": checkpoint.rng_state(), "data": gan.batches.state_dict()}
+    checkpoint.write(stage / checkpoint.rank_file(acc.process_index), mine)
     if gan.deepspeed:  # ZeRO splits the optimizer states across ranks: each saves its part
         for name, engine in (("G", gan.G), ("D", gan.D)):
             engine.save_checkpoint(stage, tag=f"{DEEPSPEED}-{name}", save_latest=False)
@@ -269,7 +278,9 @@ def save(gan: GAN, ema: EMA, run_dir: Path, step: int, images_seen: int, run_id:
         checkpoint.publish(run_dir, step, keep)
 
 
-def restore(gan: GAN, ema: EMA, run_dir: Path, rank: int) -> tuple[int, int]:
+def restore(gan: GAN, ema: EMA, run_dir: Path, rank: int) -> tuple[int, int, dict]:
+    """Models, optimizers and toolbox from the newest checkpoint; returns the step, the images
+    seen and this rank's random generators and data position, which the caller restores."""
     latest = checkpoint.latest(run_dir)
     state = checkpoint.load(latest / checkpoint.STATE)
     if gan.deepspeed:  # weights and this rank's optimizer partition, by DeepSpeed
@@ -292,7 +303,5 @@ def restore(gan: GAN, ema: EMA, run_dir: Path, rank: int) -> tuple[int, int]:
         gan.opt_d.load_state_dict(state["opt_d"])
     ema.load_state_dict(state["G_ema"])
     gan.toolbox.stateful.load_state_dict(state.get("toolbox", {}))
-    rng = latest / f"rng-rank{rank}.pt"
-    if rng.is_file():  # absent when resuming on more processes than the run had
-        checkpoint.set_rng_state(checkpoint.load(rng))
-    return state["step"], state["images_seen"]
+    mine = latest / checkpoint.rank_file(rank)  # absent on more processes than the run had
+    return state["step"], state["images_seen"], checkpoint.load(mine) if mine.is_file() else {}

@@ -1,0 +1,120 @@
+"""The training data stream: endless, shuffled, and resumable at the exact sample.
+
+Each rank reads its own shards; its loader workers (readers) split them again. A reader goes
+over its shards in passes: pass p's shard order and shuffle are seeded by (run seed, rank,
+reader, p), and the shuffle buffer empties at the end of every pass. So the stream is a
+function of the seed and a position (pass, samples read in it): a resumed run starts each
+reader where the checkpoint left it, skipping (without decoding) the samples of the
+interrupted pass it had already read, and sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import webdataset as wds
+
+from pipeline.config import AugmentConfig
+from pipeline.data import augment as augmentation
+from pipeline.data.records import Batch, collate, decode, stored_samples, to_unit
+
+
+class Readers(torch.utils.data.IterableDataset):
+    """One rank's readers. A DataLoader takes batches from its workers in turn, so batch n
+    comes from reader n % workers; a resumed loader's worker w plays reader (w + rotation)."""
+
+    def __init__(self, shards: list[str], batch_size: int, seed: int | str, rank: int, *,
+                 shuffle_buffer: int, augment: AugmentConfig | None,
+                 starts: dict[int, tuple[int, int]], rotation: int):  # fmt: skip
+        super().__init__()
+        self.shards, self.batch_size, self.seed, self.rank = shards, batch_size, seed, rank
+        self.shuffle_buffer, self.augment = shuffle_buffer, augment
+        self.starts, self.rotation = starts, rotation
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        reader = (worker + self.rotation) % workers
+        samples = self.samples(reader, self.shards[reader::workers])
+        return wds.batched(self.batch_size, collation_fn=collate, partial=False)(samples)
+
+    def samples(self, reader: int, shards: list[str]) -> Iterator[tuple]:
+        passes, skip = self.starts.get(reader, (0, 0))
+        while True:
+            name = f"{self.seed}/{self.rank}/{reader}/{passes}"
+            for read, item in enumerate(self.one_pass(shards, random.Random(name)), 1):
+                if read <= skip:
+                    continue
+                x = decode(item.data)
+                if self.augment is not None:
+                    x = augmented(x, self.augment, random.Random(f"augment/{name}/{read}"))
+                yield x, item.label, item.url, reader, (passes, read)
+            passes, skip = passes + 1, 0
+
+    def one_pass(self, shards: list[str], rng: random.Random) -> Iterator[Any]:
+        order = rng.sample(shards, len(shards))
+        records = wds.tarfile_samples([{"url": url} for url in order])
+        return shuffled(stored_samples(records), self.shuffle_buffer, rng)
+
+
+def shuffled(items: Iterator[Any], size: int, rng: random.Random) -> Iterator[Any]:
+    """A buffer shuffle that empties when `items` ends (one pass), so passes do not mix."""
+    buffer: list[Any] = []
+    for item in items:
+        buffer.append(item)
+        if len(buffer) >= size:
+            k = rng.randrange(len(buffer))
+            buffer[k], buffer[-1] = buffer[-1], buffer[k]
+            yield buffer.pop()
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def augmented(x: np.ndarray, config: AugmentConfig, rng: random.Random) -> np.ndarray:
+    return augmentation.augment(to_unit(x), config, rng).numpy()
+
+
+class TrainingStream:
+    """Batches from this rank's readers, counting what the loop took: `state_dict()` is the
+    position a resumed run continues from (batches taken, each reader's position)."""
+
+    def __init__(self, shards: list[str], batch_size: int, *, seed: int | str, rank: int,
+                 workers: int, shuffle_buffer: int, augment: AugmentConfig | None,
+                 state: dict[str, Any] | None = None):  # fmt: skip
+        state = state or {"taken": 0, "readers": {}}
+        self.taken = state["taken"]
+        self.positions = {int(k): tuple(v) for k, v in state["readers"].items()}
+        readers = Readers(
+            shards, batch_size, seed, rank,
+            shuffle_buffer=shuffle_buffer, augment=augment,
+            starts=dict(self.positions), rotation=self.taken % max(1, workers),
+        )  # fmt: skip
+        if workers == 0:
+            self.batches = iter(readers)
+        else:  # its own generator: creating the loader must not draw from the global RNG
+            self.batches = iter(
+                wds.WebLoader(
+                    readers,
+                    batch_size=None,
+                    num_workers=workers,
+                    persistent_workers=True,
+                    generator=torch.Generator(),
+                )
+            )
+
+    def __iter__(self) -> TrainingStream:
+        return self
+
+    def __next__(self) -> Batch:
+        batch = next(self.batches)
+        self.taken += 1
+        self.positions[batch.reader] = tuple(batch.position)
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        readers = {k: list(v) for k, v in self.positions.items()}
+        return {"taken": self.taken, "readers": readers}
