@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -145,6 +146,17 @@ class RejectionConfig:
 
 
 @dataclass
+class NonFiniteConfig:
+    """A NaN or infinite loss or gradient: the update is skipped and counted; after
+    `restore_after` skipped iterations in a row, the newest checkpoint is restored and both
+    learning rates multiplied by `lr_factor`; after `max_restores` restores the run stops."""
+
+    restore_after: int = bounded(10, 1)
+    lr_factor: float = bounded(0.5, 0.0, 1.0)
+    max_restores: int = bounded(3, 0)
+
+
+@dataclass
 class TrackingConfig:
     wandb: bool = True
     project: str = "gan-pipeline"
@@ -162,6 +174,7 @@ class Config:
     d_augment: DAugmentConfig = field(default_factory=DAugmentConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     rejection: RejectionConfig = field(default_factory=RejectionConfig)
+    nonfinite: NonFiniteConfig = field(default_factory=NonFiniteConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,6 +287,8 @@ def _check(hint: Any, value: Any, path: str, meta: Any) -> Any:
         return [_check(item_type, v, f"{path}[{i}]", {}) for i, v in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         raise TypeError(f"{path}: union types are not supported in the schema")
+    if hint is str and isinstance(value, bool) and "no" in meta.get("choices", ()):
+        value = "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
     value = _coerce(hint, value, path)
     if "choices" in meta and value not in meta["choices"]:
         raise UserError(f"{path}: {value!r} is not one of {', '.join(meta['choices'])}")
@@ -293,14 +308,18 @@ def _coerce(hint: type, value: Any, path: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif hint is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None and math.isfinite(number):
+            return number
     elif hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-    raise UserError(f"{path}: expected {hint.__name__}, got {value!r}")
+    expected = "a finite float" if hint is float else hint.__name__
+    raise UserError(f"{path}: expected {expected}, got {value!r}")

@@ -33,7 +33,7 @@ class Loaded(NamedTuple):
 
 def start(run_dir: Path, config: Config, resume: bool) -> None:
     """Create or reopen the run directory (main process only)."""
-    has_checkpoints = checkpoint.latest(run_dir) is not None
+    has_checkpoints = bool(checkpoint.published(run_dir))
     if has_checkpoints and not resume:
         raise UserError(
             f"{run_dir} already holds checkpoints: add --resume to continue that "

@@ -73,6 +73,17 @@ class Tracker:
             numbers = {k: v for k, v in values.items() if isinstance(v, (int, float))}
             self._guard(lambda: self.accelerator.log(numbers, step=step))
 
+    def alert(self, title: str, text: str, step: int) -> None:
+        """Something people should see now: printed, in metrics.jsonl, and a W&B alert."""
+        if not self.enabled:
+            return
+        notice(f"alert: {title}: {text}")
+        self.jsonl.write(json.dumps({"step": step, "alert": title, "text": text}) + "\n")
+        self.jsonl.flush()
+        if self.wandb:
+            run = self.accelerator.get_tracker("wandb", unwrap=True)
+            self._guard(lambda: run.alert(title=title, text=text))
+
     def image(self, key: str, image: Image.Image, step: int) -> None:
         if self.wandb:
             import wandb

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import io
 import itertools
 import json
@@ -21,6 +20,7 @@ from tqdm import tqdm
 
 from pipeline.data import images
 from pipeline.data.sources import Source, Split, open_source
+from pipeline.files import sha256
 
 INDEX = "index.json"
 FORMAT = 2  # 1: images as one PNG per tar member; 2 adds blocks of raw pixels
@@ -30,14 +30,6 @@ RAW_UP_TO = 64
 PER_RECORD = {"points": 500, "raw": 100, "png": 1}
 DEFAULT_SHARD_SIZE = {"image": 200, "points": 10_000}  # samples per shard
 PARALLEL_FROM = 2000  # images; below this, starting worker processes costs more than it saves
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build(

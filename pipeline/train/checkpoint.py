@@ -1,16 +1,21 @@
-"""Full-state checkpoints: one directory per step, written atomically, the last K kept.
+"""Full-state checkpoints: one directory per step, written atomically, the last K kept (plus
+the best by the headline metric).
 
 `step-NNNNNNNN/state.pt` holds the models, EMA, optimizers and counters (written by the main
-process); `rank<r>.pt` holds each rank's random generators and data-stream position.
-Everything is plain tensors and containers, so it loads with `torch.load(weights_only=True)`:
-a checkpoint cannot run code.
+process); `rank<r>.pt` holds each rank's random generators and data-stream position;
+`manifest.json` every file's size and checksum, so a damaged checkpoint is noticed and the one
+before it used. Everything is plain tensors and containers, so it loads with
+`torch.load(weights_only=True)`: a checkpoint cannot run code.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +23,11 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
+from pipeline.files import sha256, sync_directory, write_durably
 
 PREFIX = "step-"
 STATE = "state.pt"
+MANIFEST = "manifest.json"
 
 
 def rank_file(rank: int) -> str:
@@ -31,9 +38,47 @@ def directory(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
 
 
+def published(run_dir: Path) -> list[Path]:
+    """Every published checkpoint, oldest first (damaged ones included)."""
+    return sorted(directory(run_dir).glob(f"{PREFIX}*"))
+
+
 def latest(run_dir: Path) -> Path | None:
-    found = sorted(directory(run_dir).glob(f"{PREFIX}*"))
-    return found[-1] if found else None
+    """The newest checkpoint whose files match its manifest; a damaged one (a truncated or
+    altered file) is reported and the one before it used."""
+    found = published(run_dir)
+    for path in reversed(found):
+        problem = damage(path)
+        if problem is None:
+            return path
+        print(f"warning: checkpoint {path} is damaged ({problem}): skipping it", file=sys.stderr)
+    if found:
+        raise UserError(
+            f"every checkpoint under {directory(run_dir)} is damaged: restore one from a "
+            "backup, or start a new run"
+        )
+    return None
+
+
+def damage(path: Path) -> str | None:
+    """What is wrong with a published checkpoint, or None. Checkpoints written before manifests
+    existed cannot be checked and pass."""
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError) as err:
+        return f"{MANIFEST} unreadable: {err}"
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != expected["bytes"]:
+            return f"{name} has {file.stat().st_size} bytes, {expected['bytes']} were written"
+        if sha256(file) != expected["sha256"]:
+            return f"{name} does not match its checksum"
+    return None
 
 
 def staging(run_dir: Path, step: int) -> Path:
@@ -43,22 +88,50 @@ def staging(run_dir: Path, step: int) -> Path:
     return path
 
 
+def discard(run_dir: Path, step: int) -> None:
+    """Drop a staged checkpoint that could not be completed (and the disk space it holds)."""
+    shutil.rmtree(directory(run_dir) / f".tmp-{PREFIX}{step:08d}", ignore_errors=True)
+
+
 def write(path: Path, payload: dict[str, Any]) -> None:
-    with open(path, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_durably(path, buffer.getvalue())
 
 
-def publish(run_dir: Path, step: int, keep: int) -> Path:
-    """Rename the staged directory into place (atomic), then drop all but the newest `keep`."""
+def publish(run_dir: Path, step: int, keep: int, score: float | None = None) -> Path:
+    """Seal the staged directory with a manifest (every file's size and checksum, and the
+    headline metric `score` when one was measured at this step, lower is better), rename it
+    into place (atomic), then drop all but the newest `keep` and the best scored one."""
+    stage = staging(run_dir, step)
+    files = {
+        str(f.relative_to(stage)): {"bytes": f.stat().st_size, "sha256": sha256(f)}
+        for f in sorted(stage.rglob("*"))
+        if f.is_file()
+    }
+    manifest = {"step": step, "score": score, "files": files}
+    write_durably(stage / MANIFEST, json.dumps(manifest, indent=1).encode())
     final = directory(run_dir) / f"{PREFIX}{step:08d}"
     if final.exists():
         shutil.rmtree(final)
-    os.replace(staging(run_dir, step), final)
-    for old in sorted(directory(run_dir).glob(f"{PREFIX}*"))[:-keep]:
-        shutil.rmtree(old)
+    os.replace(stage, final)
+    sync_directory(directory(run_dir))
+    found = published(run_dir)
+    keeping = set(found[-keep:])
+    scored = [(s, path) for path in found if (s := _score(path)) is not None]
+    if scored:
+        keeping.add(min(scored)[1])
+    for old in found:
+        if old not in keeping:
+            shutil.rmtree(old)
     return final
+
+
+def _score(path: Path) -> float | None:
+    try:
+        return json.loads((path / MANIFEST).read_text())["score"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -65,3 +65,9 @@ def prepare(config: Config, G, D, opt_g, opt_d, growing: bool) -> tuple:
     d_accelerator = Accelerator(mixed_precision="no", gradient_accumulation_steps=cfg.grad_accum)
     D, opt_d = d_accelerator.prepare(D, opt_d)
     return g_accelerator, d_accelerator, G, D, opt_g, opt_d
+
+
+def everyone(accelerator: Accelerator, ok: bool | torch.Tensor) -> bool:
+    """True on every rank if it is true on every rank (and a barrier)."""
+    flag = torch.as_tensor(ok, device=accelerator.device).reshape(1)
+    return bool(accelerator.gather(flag).all())

@@ -28,15 +28,15 @@ from pipeline.train.determinism import use_deterministic_kernels
 from pipeline.train.distributed import prepare
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
+from pipeline.train.nonfinite import NonFiniteGuard
 from pipeline.train.schedule import lr_factor, set_learning_rates
 from pipeline.train.shared_eval import evaluate_shared
+from pipeline.train.state import restore, save
 from pipeline.train.steps import GAN, discriminator_step, generator_step
 from pipeline.train.stop import StopRequest
 from pipeline.train.sync_bn import cross_replica
 from pipeline.train.toolbox import build_toolbox
 from pipeline.visual import image_grid, scatter
-
-DEEPSPEED = "deepspeed"  # checkpoint subfolders deepspeed-G, deepspeed-D
 
 
 def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
@@ -73,11 +73,13 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
     growth = growth_for(gan.g_bare, cfg.phase_images)
 
-    step, images_seen, mine = 0, 0, {}
+    counters, mine = {"step": 0, "images_seen": 0}, {}
     set_seed(config.seed + rank)  # different noise on each rank
     if resume:
-        step, images_seen, mine = restore(gan, ema, run_dir, rank)
-        gan.d_steps = step * cfg.n_dis
+        counters, mine = restore(gan, ema, run_dir, rank)
+    step, images_seen = counters["step"], counters["images_seen"]
+    gan.d_steps = step * cfg.n_dis
+    guard = NonFiniteGuard(config.nonfinite, counters.get("lr_scale", 1.0))
     gan.batches = training_batches(
         config.data.dir,
         cfg.batch_size,
@@ -121,21 +123,28 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         mininterval=1 if sys.stderr.isatty() else 30,  # batch logs get a line every 30 s
     )
     while step < cfg.steps:
-        learning_rate = lr_factor(step, cfg.steps, cfg.lr_decay_from)
+        learning_rate = lr_factor(step, cfg.steps, cfg.lr_decay_from) * guard.lr_scale
         set_learning_rates([(gan.opt_g, cfg.lr_g), (gan.opt_d, cfg.lr_d)], learning_rate)
         if growth:  # progressive growing: the stage follows the images shown
             level, alpha = growth.apply(images_seen, gan.g_bare, gan.d_bare, ema.model)
-        for _ in range(cfg.n_dis):
-            window.add(discriminator_step(gan, shards))
-        window.add(generator_step(gan, cfg.batch_size))
+        updates = [discriminator_step(gan, shards) for _ in range(cfg.n_dis)]
+        updates.append(generator_step(gan, cfg.batch_size))
+        for stats in updates:
+            window.add(stats)
         ema.update(gan.g_bare, step)
         step += 1
         images_seen += cfg.n_dis * global_batch
         progress.update()
+        if guard.record(all(stats["finite"] for stats in updates)):
+            step, images_seen = roll_back(gan, ema, run_dir, guard, tracker, step)
+            gan.d_steps = step * cfg.n_dis
+            progress.n = step
+            continue
         last = step == cfg.steps
 
         if step % cfg.log_every == 0 or last:
             values = {**window.summary(cfg.n_dis * global_batch), **toolbox.stats()}
+            values.update(guard.stats())
             values = {k: float(v) for k, v in values.items()}
             if growth:
                 values.update(level=level, alpha=alpha)
@@ -160,7 +169,15 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
             accelerator.wait_for_everyone()
         stopping = not last and stop.agreed(step)
         if step % cfg.checkpoint_every == 0 or last or stopping:
-            save(gan, ema, run_dir, step, images_seen, info["run_id"], cfg.keep_checkpoints)
+            counters = {"step": step, "images_seen": images_seen, "run_id": info["run_id"],
+                        "lr_scale": guard.lr_scale}  # fmt: skip
+            score = metrics.get("fid", metrics.get("reverse_kl")) if metrics else None
+            saved = save(gan, ema, run_dir, step, counters, keep=cfg.keep_checkpoints, score=score)
+            if last and not saved:
+                raise UserError(
+                    f"the final checkpoint (step {step}) could not be written: free disk space "
+                    f"under {run_dir} and run again with --resume"
+                )
         if stopping:
             if main:
                 reason = stop.reason or "asked on another rank"
@@ -195,6 +212,29 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     return step == cfg.steps
 
 
+def roll_back(gan: GAN, ema: EMA, run_dir: Path, guard: NonFiniteGuard, tracker, step: int):
+    """Back to the newest checkpoint, with lower learning rates; the data stream and the
+    random generators go on (replaying them would replay the failure). Returns its step and
+    images seen."""
+    if not checkpoint.published(run_dir):
+        raise UserError(
+            f"non-finite losses or gradients {guard.in_a_row} iterations in a row before the "
+            "first checkpoint: lower the learning rates, or checkpoint earlier "
+            "(train.checkpoint_every)"
+        )
+    guard.restored()
+    counters, _ = restore(gan, ema, run_dir, gan.g_accelerator.process_index)
+    tracker.alert(
+        "non-finite training restored",
+        f"{guard.config.restore_after} iterations in a row had non-finite losses or gradients "
+        f"(step {step}): restored the checkpoint of step {counters['step']}, learning rates "
+        f"now x{guard.lr_scale:g} (restore {guard.restores} of at most "
+        f"{guard.config.max_restores})",
+        step,
+    )
+    return counters["step"], counters["images_seen"]
+
+
 class Window:
     """Loss statistics since the last log line, kept on the device until they are printed."""
 
@@ -204,8 +244,10 @@ class Window:
         self.steps, self.start = 0, time.perf_counter()
 
     def add(self, stats: dict[str, Any]) -> None:
-        n = stats.pop("n")
+        n = stats["n"]
         for key, value in stats.items():
+            if key in ("n", "finite"):
+                continue
             self.sums[key] = self.sums.get(key, 0) + value
             self.counts[key] = self.counts.get(key, 0) + n
         self.steps += "loss_g" in stats
@@ -248,60 +290,3 @@ def write_samples(
         picture = image_grid(images, columns=generator.n_classes or None)
     picture.save(run_dir / "samples" / f"step-{step:08d}.png")
     tracker.image("samples/ema", picture, step)
-
-
-def save(gan: GAN, ema: EMA, run_dir: Path, step: int, images_seen: int, run_id: str, keep: int):
-    acc = gan.g_accelerator
-    stage = checkpoint.staging(run_dir, step)
-    mine = {"rng": checkpoint.rng_state(), "data": gan.batches.state_dict()}
-    checkpoint.write(stage / checkpoint.rank_file(acc.process_index), mine)
-    if gan.deepspeed:  # ZeRO splits the optimizer states across ranks: each saves its part
-        for name, engine in (("G", gan.G), ("D", gan.D)):
-            engine.save_checkpoint(stage, tag=f"{DEEPSPEED}-{name}", save_latest=False)
-    optimizers = {} if gan.deepspeed else {"opt_g": gan.opt_g, "opt_d": gan.opt_d}
-    if acc.is_main_process:
-        checkpoint.write(
-            stage / checkpoint.STATE,
-            {
-                "step": step,
-                "images_seen": images_seen,
-                "run_id": run_id,
-                "G": gan.g_bare.state_dict(),
-                "D": gan.d_bare.state_dict(),
-                "G_ema": ema.state_dict(),
-                **{name: opt.state_dict() for name, opt in optimizers.items()},
-                "toolbox": gan.toolbox.stateful.state_dict(),
-            },
-        )
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        checkpoint.publish(run_dir, step, keep)
-
-
-def restore(gan: GAN, ema: EMA, run_dir: Path, rank: int) -> tuple[int, int, dict]:
-    """Models, optimizers and toolbox from the newest checkpoint; returns the step, the images
-    seen and this rank's random generators and data position, which the caller restores."""
-    latest = checkpoint.latest(run_dir)
-    state = checkpoint.load(latest / checkpoint.STATE)
-    if gan.deepspeed:  # weights and this rank's optimizer partition, by DeepSpeed
-        for name, engine in (("G", gan.G), ("D", gan.D)):
-            tag = f"{DEEPSPEED}-{name}"
-            if not (latest / tag).is_dir():
-                raise UserError(
-                    f"{latest} was not written under DeepSpeed: resume it with the launch "
-                    "config it was trained with"
-                )
-            engine.load_checkpoint(latest, tag=tag)
-    else:
-        if "opt_g" not in state:
-            raise UserError(
-                f"{latest} was written under DeepSpeed: resume it with a DeepSpeed launch config"
-            )
-        gan.g_bare.load_state_dict(state["G"])
-        gan.d_bare.load_state_dict(state["D"])
-        gan.opt_g.load_state_dict(state["opt_g"])
-        gan.opt_d.load_state_dict(state["opt_d"])
-    ema.load_state_dict(state["G_ema"])
-    gan.toolbox.stateful.load_state_dict(state.get("toolbox", {}))
-    mine = latest / checkpoint.rank_file(rank)  # absent on more processes than the run had
-    return state["step"], state["images_seen"], checkpoint.load(mine) if mine.is_file() else {}

@@ -1,5 +1,6 @@
 """The two halves of a GAN iteration. Both accumulate gradients over micro-batches and sync
-them across processes only on the last one (under DeepSpeed, its engine steps there)."""
+them across processes only on the last one (under DeepSpeed, its engine steps there), and skip
+an update whose loss or gradients are not finite."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from accelerate import Accelerator
 from torch import nn
 
 from pipeline.data.reader import Batch
+from pipeline.train.distributed import everyone
+from pipeline.train.nonfinite import finite_update
 from pipeline.train.penalties import Judged
 from pipeline.train.toolbox import Toolbox
 
@@ -88,10 +91,12 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
             acc.backward(loss + penalty)  # averaged over micro-batches by the accelerator
         box.augment.observe(real_logits)
         stats += torch.stack([loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
-    gan.opt_d.step()
+    finite = everyone(acc, finite_update(stats[:2], gan.d_bare))
+    if finite:  # under DeepSpeed the engine has already stepped: then this only counts
+        gan.opt_d.step()
     gan.d_steps += 1
     names = ("loss_d", "penalty_d", "d_real", "d_fake")
-    return {**dict(zip(names, stats, strict=True)), "n": gan.grad_accum}
+    return {**dict(zip(names, stats, strict=True)), "n": gan.grad_accum, "finite": finite}
 
 
 def generator_step(gan: GAN, batch_size: int) -> dict:
@@ -118,6 +123,8 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
                 extra = sum(term(gan) for term in box.g_terms)
             acc.backward(loss + extra)
         total += loss.detach()
-    gan.opt_g.step()
+    finite = everyone(acc, finite_update(total, gan.g_bare))
+    if finite:
+        gan.opt_g.step()
     gan.d_bare.requires_grad_(True)
-    return {"loss_g": total, "n": gan.grad_accum}
+    return {"loss_g": total, "n": gan.grad_accum, "finite": finite}

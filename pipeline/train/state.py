@@ -1,0 +1,112 @@
+"""A training run's state in a checkpoint: written by every rank, published by the main process,
+read back on resume. What a checkpoint holds is listed in pipeline/train/checkpoint.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
+
+from pipeline.errors import UserError
+from pipeline.train import checkpoint
+from pipeline.train.distributed import everyone
+from pipeline.train.ema import EMA
+from pipeline.train.steps import GAN
+
+DEEPSPEED = "deepspeed"  # checkpoint subfolders deepspeed-G, deepspeed-D
+
+
+def save(gan: GAN, ema: EMA, run_dir: Path, step: int, counters: dict[str, Any], *,
+         keep: int, score: float | None = None) -> bool:  # fmt: skip
+    """Checkpoint at `step`; `counters` (step, images seen, tracker run id) go into state.pt,
+    `score` (lower is better) ranks it for keeping. False when some rank could not write its
+    part (a full disk): the checkpoint is dropped and the previous one stays as it was."""
+    acc = gan.g_accelerator
+    try:
+        stage = checkpoint.staging(run_dir, step)
+        mine = {"rng": checkpoint.rng_state(), "data": gan.batches.state_dict()}
+        checkpoint.write(stage / checkpoint.rank_file(acc.process_index), mine)
+        if gan.deepspeed:  # ZeRO splits the optimizer states across ranks: each saves its part
+            for name, engine in (("G", gan.G), ("D", gan.D)):
+                engine.save_checkpoint(stage, tag=f"{DEEPSPEED}-{name}", save_latest=False)
+        if acc.is_main_process:
+            checkpoint.write(stage / checkpoint.STATE, training_state(gan, ema, counters))
+        written = True
+    except OSError as err:
+        print(f"rank {acc.process_index}: cannot write checkpoint: {err}", file=sys.stderr)
+        written = False
+    if everyone(acc, written) and acc.is_main_process:
+        try:
+            checkpoint.publish(run_dir, step, keep, score)
+        except OSError as err:
+            print(f"cannot publish checkpoint: {err}", file=sys.stderr)
+            written = False
+    if everyone(acc, written):
+        return True
+    if acc.is_main_process:
+        checkpoint.discard(run_dir, step)
+        before = checkpoint.published(run_dir)
+        kept = f"{before[-1]} is intact" if before else "no earlier checkpoint exists"
+        print(f"warning: checkpoint at step {step} not written; {kept}", file=sys.stderr)
+    return False
+
+
+def training_state(gan: GAN, ema: EMA, counters: dict[str, Any]) -> dict[str, Any]:
+    optimizers = {} if gan.deepspeed else {"opt_g": gan.opt_g, "opt_d": gan.opt_d}
+    return {
+        **counters,
+        "G": gan.g_bare.state_dict(),
+        "D": gan.d_bare.state_dict(),
+        "G_ema": ema.state_dict(),
+        **{name: opt.state_dict() for name, opt in optimizers.items()},
+        "toolbox": gan.toolbox.stateful.state_dict(),
+    }
+
+
+def restore(gan: GAN, ema: EMA, run_dir: Path, rank: int) -> tuple[dict, dict]:
+    """Models, optimizers and toolbox from the newest intact checkpoint; returns its counters
+    (step, images seen, ...) and this rank's random generators and data position, which the
+    caller restores or not."""
+    latest = newest_intact(gan.g_accelerator, run_dir)
+    state = checkpoint.load(latest / checkpoint.STATE)
+    if gan.deepspeed:  # weights and this rank's optimizer partition, by DeepSpeed
+        for name, engine in (("G", gan.G), ("D", gan.D)):
+            tag = f"{DEEPSPEED}-{name}"
+            if not (latest / tag).is_dir():
+                raise UserError(
+                    f"{latest} was not written under DeepSpeed: resume it with the launch "
+                    "config it was trained with"
+                )
+            engine.load_checkpoint(latest, tag=tag)
+    else:
+        if "opt_g" not in state:
+            raise UserError(
+                f"{latest} was written under DeepSpeed: resume it with a DeepSpeed launch config"
+            )
+        gan.g_bare.load_state_dict(state["G"])
+        gan.d_bare.load_state_dict(state["D"])
+        gan.opt_g.load_state_dict(state["opt_g"])
+        gan.opt_d.load_state_dict(state["opt_d"])
+    ema.load_state_dict(state["G_ema"])
+    gan.toolbox.stateful.load_state_dict(state.get("toolbox", {}))
+    mine = latest / checkpoint.rank_file(rank)  # absent on more processes than the run had
+    counters = {k: v for k, v in state.items() if isinstance(v, (int, float, str))}
+    return counters, checkpoint.load(mine) if mine.is_file() else {}
+
+
+def newest_intact(acc: Accelerator, run_dir: Path) -> Path:
+    """Checked by the main process alone (reading gigabytes once is enough); the others
+    follow its choice."""
+    chosen: list[Any] = [None]
+    if acc.is_main_process:
+        try:
+            chosen = [checkpoint.latest(run_dir).name]
+        except UserError as err:  # every checkpoint damaged: all ranks stop with the message
+            chosen = [str(err)]
+    broadcast_object_list(chosen)
+    if not chosen[0].startswith(checkpoint.PREFIX):
+        raise UserError(chosen[0])
+    return checkpoint.directory(run_dir) / chosen[0]
