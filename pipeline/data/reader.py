@@ -15,7 +15,8 @@ import webdataset as wds
 
 from pipeline.config import AugmentConfig, DataConfig
 from pipeline.data import augment as augmentation
-from pipeline.data.records import Batch, collate, decode, stored_samples
+from pipeline.data.problems import Problems
+from pipeline.data.records import Batch, collate, decoded, stored_samples
 from pipeline.data.shards import INDEX
 from pipeline.data.stream import TrainingStream
 from pipeline.errors import UserError
@@ -87,14 +88,18 @@ def training_batches(
     index = read_index(data_dir)
     urls = shard_paths(data_dir, index, split)
     readers = world * max(1, workers)
+    if not urls:
+        raise UserError(f"{data_dir}/{INDEX} lists no {split} shards: rebuild the dataset")
     if len(urls) < readers:
         raise UserError(
             f"{data_dir} has {len(urls)} {split} shards, fewer than processes x loader workers "
             f"= {readers}: rebuild with a smaller --shard-size or lower data.workers"
         )
+    counts = [shard["samples"] for shard in index["splits"][split]["shards"]]
     augmenting = augment is not None and augmentation.active(augment) and index["kind"] == "image"
     return TrainingStream(
-        urls[rank::world],
+        list(zip(urls, counts, strict=True))[rank::world],
+        index["shape"],
         batch_size,
         seed=seed,
         rank=rank,
@@ -109,9 +114,12 @@ def evaluation_batches(
     data_dir: str | Path, batch_size: int, split: str = "test"
 ) -> Iterator[Batch]:
     """One ordered pass over a split, on one process."""
-    urls = shard_paths(data_dir, read_index(data_dir), split)
-    records = wds.tarfile_samples([{"url": url} for url in urls])
-    samples = ((decode(s.data), s.label, s.url, 0, (0, 0)) for s in stored_samples(records))
+    index = read_index(data_dir)
+    records = wds.tarfile_samples([{"url": url} for url in shard_paths(data_dir, index, split)])
+    problems = Problems()
+    stored = stored_samples(records, index["shape"], problems)
+    arrays = ((decoded(s, problems), s) for s in stored)
+    samples = ((x, s.label, s.url, 0, (0, 0), 0) for x, s in arrays if x is not None)
     return wds.batched(batch_size, collation_fn=collate, partial=True)(samples)
 
 

@@ -2,7 +2,8 @@
 
 A record holds one PNG image, or a block of raw uint8 images or of 2D points (see
 `shards.layout`). Samples stay as stored (PNG bytes, array rows) until `decode`, so a stream
-that skips samples to reach a resume position does not pay for decoding them.
+that skips samples to reach a resume position does not pay for decoding them. Bad records and
+samples are skipped and counted (pipeline/data/problems.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipeline.data.problems import BadRecord, Problems
+
+CHANNELS = {"L": 1, "RGB": 3}  # PIL modes of the images `ganpipe data build` writes
+
 
 class Stored(NamedTuple):
     data: bytes | np.ndarray  # PNG bytes, or one uint8 image (C, H, W), or one point
@@ -30,25 +35,64 @@ class Batch(NamedTuple):
     shards: frozenset[str]  # names of the shards the batch came from
     reader: int = 0  # which of the rank's readers (loader workers) made it
     position: tuple[int, int] = (0, 0)  # that reader's (pass, sample) after its last sample
+    skipped: int = 0  # bad samples that reader has met so far
 
 
-def stored_samples(records: Iterator[dict[str, Any]]) -> Iterator[Stored]:
+def stored_samples(
+    records: Iterator[dict[str, Any]], shape: list[int], problems: Problems
+) -> Iterator[Stored]:
+    """The samples of each record; a record that is unreadable, unlabelled or of another shape
+    than the index's is skipped and counted."""
     for record in records:
-        url = record["__url__"]
-        if "png" in record:
-            yield Stored(record["png"], int(record["cls"]), url)
+        try:
+            stored = list(_checked(record, shape))
+        except BadRecord as bad:
+            where = f"{Path(record['__url__']).name} (record {record.get('__key__')})"
+            problems.skip(bad.count, where, bad.why)
             continue
-        labels = _array(record["labels.npy"]).tolist()
-        block = _array(record["images.npy" if "images.npy" in record else "points.npy"])
-        yield from map(Stored, block, labels, itertools.repeat(url))
+        yield from stored
 
 
-def decode(data: bytes | np.ndarray) -> np.ndarray:
-    """A uint8 image (C, H, W), or a float32 point, as stored."""
-    if isinstance(data, bytes):
-        array = np.asarray(Image.open(io.BytesIO(data)))
-        return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return data
+def _checked(record: dict[str, Any], shape: list[int]) -> Iterator[Stored]:
+    url = record["__url__"]
+    if "png" in record:
+        if "cls" not in record:
+            raise BadRecord("no label (.cls)")
+        try:
+            header = Image.open(io.BytesIO(record["png"]))  # reads the header only
+        except (OSError, ValueError) as err:
+            raise BadRecord(f"not an image ({err})") from None
+        found = [CHANNELS.get(header.mode, 0), header.height, header.width]
+        if found != shape:
+            raise BadRecord(f"an image of {found} ({header.mode}), index.json says {shape}")
+        yield Stored(record["png"], int(record["cls"]), url)
+        return
+    name = "images.npy" if "images.npy" in record else "points.npy"
+    if name not in record:
+        found = sorted(k for k in record if not k.startswith("__"))
+        raise BadRecord(f"neither png nor images.npy nor points.npy, only {found}")
+    block = _array(record[name])
+    if list(block.shape[1:]) != shape:
+        raise BadRecord(f"samples of {list(block.shape[1:])}, index.json says {shape}", len(block))
+    if "labels.npy" not in record:
+        raise BadRecord("no labels.npy", len(block))
+    labels = _array(record["labels.npy"]).tolist()
+    if len(labels) != len(block):
+        raise BadRecord(f"{len(labels)} labels for {len(block)} samples", len(block))
+    yield from map(Stored, block, labels, itertools.repeat(url))
+
+
+def decoded(item: Stored, problems: Problems) -> np.ndarray | None:
+    """A uint8 image (C, H, W), or a float32 point; None (skipped and counted) when the image
+    data past the header is corrupt."""
+    if not isinstance(item.data, bytes):
+        return item.data
+    try:
+        array = np.asarray(Image.open(io.BytesIO(item.data)))
+    except (OSError, ValueError) as err:
+        problems.skip(1, Path(item.url).name, f"corrupt image data ({err})")
+        return None
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def to_unit(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -58,12 +102,15 @@ def to_unit(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def collate(samples: list[tuple]) -> Batch:
-    """(x, label, url, reader, position) samples -> one Batch, scaled once for the batch."""
-    xs, ys, urls, readers, positions = zip(*samples, strict=True)
+    """(x, label, url, reader, position, skipped) samples -> one Batch, scaled once."""
+    xs, ys, urls, readers, positions, skipped = zip(*samples, strict=True)
     x = to_unit(np.stack(xs))
     shards = frozenset(Path(u).name for u in set(urls))
-    return Batch(x, torch.tensor(ys), shards, readers[-1], positions[-1])
+    return Batch(x, torch.tensor(ys), shards, readers[-1], positions[-1], skipped[-1])
 
 
 def _array(data: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise BadRecord(f"unreadable array ({err})") from None

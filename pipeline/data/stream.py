@@ -10,8 +10,10 @@ interrupted pass it had already read, and sees exactly the batches it would have
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,18 +22,22 @@ import webdataset as wds
 
 from pipeline.config import AugmentConfig
 from pipeline.data import augment as augmentation
-from pipeline.data.records import Batch, collate, decode, stored_samples, to_unit
+from pipeline.data.problems import Problems
+from pipeline.data.records import Batch, Stored, collate, decoded, stored_samples, to_unit
+from pipeline.errors import UserError
 
 
 class Readers(torch.utils.data.IterableDataset):
     """One rank's readers. A DataLoader takes batches from its workers in turn, so batch n
     comes from reader n % workers; a resumed loader's worker w plays reader (w + rotation)."""
 
-    def __init__(self, shards: list[str], batch_size: int, seed: int | str, rank: int, *,
-                 shuffle_buffer: int, augment: AugmentConfig | None,
-                 starts: dict[int, tuple[int, int]], rotation: int):  # fmt: skip
+    def __init__(self, shards: list[tuple[str, int]], shape: list[int], batch_size: int,
+                 seed: int | str, rank: int, *, shuffle_buffer: int,
+                 augment: AugmentConfig | None, starts: dict[int, tuple[int, int]],
+                 rotation: int):  # fmt: skip
         super().__init__()
-        self.shards, self.batch_size, self.seed, self.rank = shards, batch_size, seed, rank
+        self.shards, self.shape, self.batch_size = shards, shape, batch_size
+        self.seed, self.rank = seed, rank
         self.shuffle_buffer, self.augment = shuffle_buffer, augment
         self.starts, self.rotation = starts, rotation
 
@@ -42,23 +48,46 @@ class Readers(torch.utils.data.IterableDataset):
         samples = self.samples(reader, self.shards[reader::workers])
         return wds.batched(self.batch_size, collation_fn=collate, partial=False)(samples)
 
-    def samples(self, reader: int, shards: list[str]) -> Iterator[tuple]:
+    def samples(self, reader: int, shards: list[tuple[str, int]]) -> Iterator[tuple]:
+        problems = Problems()
         passes, skip = self.starts.get(reader, (0, 0))
         while True:
             name = f"{self.seed}/{self.rank}/{reader}/{passes}"
-            for read, item in enumerate(self.one_pass(shards, random.Random(name)), 1):
+            for read, item in enumerate(self.one_pass(shards, random.Random(name), problems), 1):
                 if read <= skip:
                     continue
-                x = decode(item.data)
+                x = decoded(item, problems)
+                if x is None:
+                    continue
                 if self.augment is not None:
                     x = augmented(x, self.augment, random.Random(f"augment/{name}/{read}"))
-                yield x, item.label, item.url, reader, (passes, read)
+                yield x, item.label, item.url, reader, (passes, read), problems.skipped
             passes, skip = passes + 1, 0
 
-    def one_pass(self, shards: list[str], rng: random.Random) -> Iterator[Any]:
+    def one_pass(self, shards: list[tuple[str, int]], rng: random.Random, problems: Problems):
         order = rng.sample(shards, len(shards))
-        records = wds.tarfile_samples([{"url": url} for url in order])
-        return shuffled(stored_samples(records), self.shuffle_buffer, rng)
+        read = (read_shard(url, count, self.shape, problems) for url, count in order)
+        return shuffled(itertools.chain.from_iterable(read), self.shuffle_buffer, rng)
+
+
+def read_shard(url: str, expected: int, shape: list[int], problems: Problems) -> Iterator[Stored]:
+    """A shard's samples. What a damaged tar loses is counted against the sample count in
+    index.json; a shard that gives no sample at all is an error."""
+    damage: list[Exception] = []
+    records = wds.tarfile_samples([{"url": url}], handler=lambda err: damage.append(err) or True)
+    before, good = problems.skipped, 0
+    for item in stored_samples(records, shape, problems):
+        good += 1
+        yield item
+    lost = expected - good - (problems.skipped - before)
+    if lost > 0:
+        why = f"damaged tar ({damage[0]})" if damage else "fewer samples than index.json lists"
+        problems.skip(lost, Path(url).name, f"{why}: {good} of {expected} read")
+    if good == 0:
+        raise UserError(
+            f"shard {url}: none of its {expected} samples can be read ({problems.last}); "
+            "rebuild the dataset, or remove the shard from index.json"
+        )
 
 
 def shuffled(items: Iterator[Any], size: int, rng: random.Random) -> Iterator[Any]:
@@ -82,14 +111,15 @@ class TrainingStream:
     """Batches from this rank's readers, counting what the loop took: `state_dict()` is the
     position a resumed run continues from (batches taken, each reader's position)."""
 
-    def __init__(self, shards: list[str], batch_size: int, *, seed: int | str, rank: int,
-                 workers: int, shuffle_buffer: int, augment: AugmentConfig | None,
-                 state: dict[str, Any] | None = None):  # fmt: skip
+    def __init__(self, shards: list[tuple[str, int]], shape: list[int], batch_size: int, *,
+                 seed: int | str, rank: int, workers: int, shuffle_buffer: int,
+                 augment: AugmentConfig | None, state: dict[str, Any] | None = None):  # fmt: skip
         state = state or {"taken": 0, "readers": {}}
         self.taken = state["taken"]
         self.positions = {int(k): tuple(v) for k, v in state["readers"].items()}
+        self.skipped: dict[int, int] = {}  # bad samples each reader met in this job
         readers = Readers(
-            shards, batch_size, seed, rank,
+            shards, shape, batch_size, seed, rank,
             shuffle_buffer=shuffle_buffer, augment=augment,
             starts=dict(self.positions), rotation=self.taken % max(1, workers),
         )  # fmt: skip
@@ -110,11 +140,21 @@ class TrainingStream:
         return self
 
     def __next__(self) -> Batch:
-        batch = next(self.batches)
+        try:
+            batch = next(self.batches)
+        except UserError as err:
+            raise UserError(_own_message(err)) from None
         self.taken += 1
         self.positions[batch.reader] = tuple(batch.position)
+        self.skipped[batch.reader] = batch.skipped
         return batch
 
     def state_dict(self) -> dict[str, Any]:
         readers = {k: list(v) for k, v in self.positions.items()}
         return {"taken": self.taken, "readers": readers}
+
+
+def _own_message(err: UserError) -> str:
+    """A loader worker's error arrives wrapped in its traceback, whose last line it is."""
+    last = str(err).strip().splitlines()[-1]
+    return last.partition("UserError: ")[2] or last
