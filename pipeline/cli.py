@@ -1,4 +1,4 @@
-"""`ganpipe`: data | train | sample | eval. Thin: parse, load the config, call the stage."""
+"""`ganpipe` and its subcommands. Thin: parse, load the config, call the stage."""
 
 from __future__ import annotations
 
@@ -54,6 +54,10 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--truncation", type=float, help="default: eval.truncation (0 = off)")
     sample.add_argument("--temperature", type=float, help=TEMPERATURE)
+
+    export = sub.add_parser("export", help="the EMA generator as safetensors + JSON")
+    export.add_argument("--run", type=Path, required=True)
+    export.add_argument("--out", type=Path, help="path prefix, default RUN/export/generator")
 
     info = sub.add_parser("model-info", help="print the models' parameter counts as JSON")
     info.add_argument("--config", type=Path, required=True)
@@ -177,6 +181,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.export import export
+
+    weights, spec = export(args.run, args.out or args.run / "export" / "generator")
+    print(f"wrote {weights} and {spec}")
+    return 0
+
+
 def cmd_model_info(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.data.reader import dataset_index
@@ -247,6 +259,7 @@ COMMANDS = {
     "train": cmd_train,
     "sample": cmd_sample,
     "eval": cmd_eval,
+    "export": cmd_export,
     "model-info": cmd_model_info,
     "bench": cmd_bench,
 }

@@ -91,6 +91,27 @@ def test_sample_is_reproducible_and_eval_prints_metrics(trained, tmp_path):
     assert json.loads((run / "eval.json").read_text()) == metrics
 
 
+def test_the_exported_generator_loads_without_pickle_and_draws_the_same_samples(trained, tmp_path):
+    from safetensors import safe_open
+
+    from pipeline.export import load_generator
+    from pipeline.sampling import generate
+
+    _, run = trained
+    printed = ganpipe("export", "--run", run, "--out", tmp_path / "gen").stdout
+    assert f"wrote {tmp_path / 'gen.safetensors'} and {tmp_path / 'gen.json'}" in printed
+    with safe_open(tmp_path / "gen.safetensors", "pt") as weights:  # tensors, nothing else
+        assert weights.metadata()["step"] == "30" and len(weights.keys()) > 0
+    spec = json.loads((tmp_path / "gen.json").read_text())
+    assert spec["model"]["family"] == "dcgan" and spec["data"]["shape"] == [1, 16, 16]
+
+    samples, labels = generate(load_generator(tmp_path / "gen.json"), 50, seed=7)
+    ganpipe("sample", "--run", run, "--n", 50, "--out", tmp_path / "cli.npz", "--seed", 7)
+    cli = np.load(tmp_path / "cli.npz")
+    assert np.array_equal(samples.numpy(), cli["samples"])
+    assert np.array_equal(labels.numpy(), cli["labels"])
+
+
 def test_two_dimensional_run(ring, tmp_path):
     config = tmp_path / "ring.yaml"
     config.write_text(
