@@ -5,12 +5,17 @@ import io
 import json
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import webdataset as wds
 import yaml
 from conftest import ganpipe
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from pipeline.data import shards
@@ -179,3 +184,34 @@ def test_training_goes_on_over_bad_samples_and_logs_how_many(png_digits, tmp_pat
     logs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     skipped = [entry["data/skipped"] for entry in logs if "data/skipped" in entry]
     assert skipped[-1] >= 5 and logs[-1]["step"] == 40
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    layout=st.sampled_from(["png", "raw"]),
+    writes=st.lists(st.tuples(st.floats(0, 1), st.binary(min_size=1, max_size=40)), max_size=4),
+    cut=st.floats(0.05, 1.0),
+)
+def test_any_damage_to_a_shard_gives_good_batches_or_one_clear_error(
+    png_digits, raw_digits, layout, writes, cut
+):
+    """Random bytes written over a shard, and the shard cut short: whatever comes out of the
+    stream is well-formed, and nothing but a one-line UserError ever escapes it."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = shutil.copytree(png_digits if layout == "png" else raw_digits, Path(folder) / "d")
+        shard = data / "train-00001.tar"
+        content = bytearray(shard.read_bytes())
+        for where, junk in writes:
+            start = int(where * (len(content) - 1))
+            content[start : start + len(junk)] = junk
+        shard.write_bytes(bytes(content[: max(1, int(cut * len(content)))]))
+        try:
+            stream = training_batches(data, 64, seed=0, shuffle_buffer=0)
+            for _ in range(25):  # past the first pass: the damaged shard is read
+                batch = next(stream)
+                assert batch.x.shape == (64, 1, 8, 8) and batch.x.abs().max() <= 1
+                assert batch.y.dtype == torch.int64 and 0 <= batch.y.min() <= batch.y.max() < 10
+        except UserError as err:
+            assert "\n" not in str(err) and "train-00001.tar" in str(err)

@@ -16,7 +16,7 @@ import webdataset as wds
 from pipeline.config import AugmentConfig, DataConfig
 from pipeline.data import augment as augmentation
 from pipeline.data.problems import Problems
-from pipeline.data.records import Batch, collate, decoded, stored_samples
+from pipeline.data.records import Batch, Expected, collate, decoded, stored_samples
 from pipeline.data.shards import INDEX
 from pipeline.data.stream import TrainingStream
 from pipeline.errors import UserError
@@ -99,7 +99,7 @@ def training_batches(
     augmenting = augment is not None and augmentation.active(augment) and index["kind"] == "image"
     return TrainingStream(
         list(zip(urls, counts, strict=True))[rank::world],
-        index["shape"],
+        Expected(index["shape"], index["classes"]),
         batch_size,
         seed=seed,
         rank=rank,
@@ -117,7 +117,7 @@ def evaluation_batches(
     index = read_index(data_dir)
     records = wds.tarfile_samples([{"url": url} for url in shard_paths(data_dir, index, split)])
     problems = Problems()
-    stored = stored_samples(records, index["shape"], problems)
+    stored = stored_samples(records, Expected(index["shape"], index["classes"]), problems)
     arrays = ((decoded(s, problems), s) for s in stored)
     samples = ((x, s.label, s.url, 0, (0, 0), 0) for x, s in arrays if x is not None)
     return wds.batched(batch_size, collation_fn=collate, partial=True)(samples)

@@ -23,6 +23,13 @@ from pipeline.data.problems import BadRecord, Problems
 CHANNELS = {"L": 1, "RGB": 3}  # PIL modes of the images `ganpipe data build` writes
 
 
+class Expected(NamedTuple):
+    """What index.json promises of every sample."""
+
+    shape: list[int]
+    classes: int  # labels lie in [0, classes)
+
+
 class Stored(NamedTuple):
     data: bytes | np.ndarray  # PNG bytes, or one uint8 image (C, H, W), or one point
     label: int
@@ -39,13 +46,13 @@ class Batch(NamedTuple):
 
 
 def stored_samples(
-    records: Iterator[dict[str, Any]], shape: list[int], problems: Problems
+    records: Iterator[dict[str, Any]], expected: Expected, problems: Problems
 ) -> Iterator[Stored]:
-    """The samples of each record; a record that is unreadable, unlabelled or of another shape
-    than the index's is skipped and counted."""
+    """The samples of each record; a record that is unreadable, unlabelled or not what the
+    index promises is skipped and counted."""
     for record in records:
         try:
-            stored = list(_checked(record, shape))
+            stored = list(_checked(record, expected))
         except BadRecord as bad:
             where = f"{Path(record['__url__']).name} (record {record.get('__key__')})"
             problems.skip(bad.count, where, bad.why)
@@ -53,8 +60,8 @@ def stored_samples(
         yield from stored
 
 
-def _checked(record: dict[str, Any], shape: list[int]) -> Iterator[Stored]:
-    url = record["__url__"]
+def _checked(record: dict[str, Any], expected: Expected) -> Iterator[Stored]:
+    url, shape = record["__url__"], expected.shape
     if "png" in record:
         if "cls" not in record:
             raise BadRecord("no label (.cls)")
@@ -65,21 +72,38 @@ def _checked(record: dict[str, Any], shape: list[int]) -> Iterator[Stored]:
         found = [CHANNELS.get(header.mode, 0), header.height, header.width]
         if found != shape:
             raise BadRecord(f"an image of {found} ({header.mode}), index.json says {shape}")
-        yield Stored(record["png"], int(record["cls"]), url)
+        labels = _labels(np.array([_integer(record["cls"])]), expected)
+        yield Stored(record["png"], labels[0], url)
         return
     name = "images.npy" if "images.npy" in record else "points.npy"
     if name not in record:
         found = sorted(k for k in record if not k.startswith("__"))
         raise BadRecord(f"neither png nor images.npy nor points.npy, only {found}")
     block = _array(record[name])
+    count = len(block) if block.ndim else 1
     if list(block.shape[1:]) != shape:
-        raise BadRecord(f"samples of {list(block.shape[1:])}, index.json says {shape}", len(block))
+        raise BadRecord(f"samples of {list(block.shape[1:])}, index.json says {shape}", count)
     if "labels.npy" not in record:
-        raise BadRecord("no labels.npy", len(block))
-    labels = _array(record["labels.npy"]).tolist()
-    if len(labels) != len(block):
-        raise BadRecord(f"{len(labels)} labels for {len(block)} samples", len(block))
+        raise BadRecord("no labels.npy", count)
+    labels = _labels(_array(record["labels.npy"]), expected, count)
+    if len(labels) != count:
+        raise BadRecord(f"{len(labels)} labels for {count} samples", count)
     yield from map(Stored, block, labels, itertools.repeat(url))
+
+
+def _integer(text: bytes) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRecord(f"label {text[:20]!r} is not an integer") from None
+
+
+def _labels(labels: np.ndarray, expected: Expected, count: int = 1) -> list[int]:
+    if labels.dtype.kind not in "iu" or labels.ndim != 1:
+        raise BadRecord(f"labels of dtype {labels.dtype} and shape {labels.shape}", count)
+    if len(labels) and (labels.min() < 0 or labels.max() >= max(1, expected.classes)):
+        raise BadRecord(f"a label outside [0, {expected.classes}) of index.json", count)
+    return labels.tolist()
 
 
 def decoded(item: Stored, problems: Problems) -> np.ndarray | None:

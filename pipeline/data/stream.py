@@ -23,7 +23,7 @@ import webdataset as wds
 from pipeline.config import AugmentConfig
 from pipeline.data import augment as augmentation
 from pipeline.data.problems import Problems
-from pipeline.data.records import Batch, Stored, collate, decoded, stored_samples, to_unit
+from pipeline.data.records import Batch, Expected, Stored, collate, decoded, stored_samples, to_unit
 from pipeline.errors import UserError
 
 
@@ -31,12 +31,12 @@ class Readers(torch.utils.data.IterableDataset):
     """One rank's readers. A DataLoader takes batches from its workers in turn, so batch n
     comes from reader n % workers; a resumed loader's worker w plays reader (w + rotation)."""
 
-    def __init__(self, shards: list[tuple[str, int]], shape: list[int], batch_size: int,
+    def __init__(self, shards: list[tuple[str, int]], expected: Expected, batch_size: int,
                  seed: int | str, rank: int, *, shuffle_buffer: int,
                  augment: AugmentConfig | None, starts: dict[int, tuple[int, int]],
                  rotation: int):  # fmt: skip
         super().__init__()
-        self.shards, self.shape, self.batch_size = shards, shape, batch_size
+        self.shards, self.expected, self.batch_size = shards, expected, batch_size
         self.seed, self.rank = seed, rank
         self.shuffle_buffer, self.augment = shuffle_buffer, augment
         self.starts, self.rotation = starts, rotation
@@ -66,26 +66,26 @@ class Readers(torch.utils.data.IterableDataset):
 
     def one_pass(self, shards: list[tuple[str, int]], rng: random.Random, problems: Problems):
         order = rng.sample(shards, len(shards))
-        read = (read_shard(url, count, self.shape, problems) for url, count in order)
+        read = (read_shard(url, count, self.expected, problems) for url, count in order)
         return shuffled(itertools.chain.from_iterable(read), self.shuffle_buffer, rng)
 
 
-def read_shard(url: str, expected: int, shape: list[int], problems: Problems) -> Iterator[Stored]:
+def read_shard(url: str, count: int, expected: Expected, problems: Problems) -> Iterator[Stored]:
     """A shard's samples. What a damaged tar loses is counted against the sample count in
     index.json; a shard that gives no sample at all is an error."""
     damage: list[Exception] = []
     records = wds.tarfile_samples([{"url": url}], handler=lambda err: damage.append(err) or True)
     before, good = problems.skipped, 0
-    for item in stored_samples(records, shape, problems):
+    for item in stored_samples(records, expected, problems):
         good += 1
         yield item
-    lost = expected - good - (problems.skipped - before)
+    lost = count - good - (problems.skipped - before)
     if lost > 0:
         why = f"damaged tar ({damage[0]})" if damage else "fewer samples than index.json lists"
-        problems.skip(lost, Path(url).name, f"{why}: {good} of {expected} read")
+        problems.skip(lost, Path(url).name, f"{why}: {good} of {count} read")
     if good == 0:
         raise UserError(
-            f"shard {url}: none of its {expected} samples can be read ({problems.last}); "
+            f"shard {url}: none of its {count} samples can be read ({problems.last}); "
             "rebuild the dataset, or remove the shard from index.json"
         )
 
@@ -111,7 +111,7 @@ class TrainingStream:
     """Batches from this rank's readers, counting what the loop took: `state_dict()` is the
     position a resumed run continues from (batches taken, each reader's position)."""
 
-    def __init__(self, shards: list[tuple[str, int]], shape: list[int], batch_size: int, *,
+    def __init__(self, shards: list[tuple[str, int]], expected: Expected, batch_size: int, *,
                  seed: int | str, rank: int, workers: int, shuffle_buffer: int,
                  augment: AugmentConfig | None, state: dict[str, Any] | None = None):  # fmt: skip
         state = state or {"taken": 0, "readers": {}}
@@ -119,7 +119,7 @@ class TrainingStream:
         self.positions = {int(k): tuple(v) for k, v in state["readers"].items()}
         self.skipped: dict[int, int] = {}  # bad samples each reader met in this job
         readers = Readers(
-            shards, shape, batch_size, seed, rank,
+            shards, expected, batch_size, seed, rank,
             shuffle_buffer=shuffle_buffer, augment=augment,
             starts=dict(self.positions), rotation=self.taken % max(1, workers),
         )  # fmt: skip

@@ -146,11 +146,14 @@ def load(path: Path) -> dict[str, Any]:
 def rng_state() -> dict[str, Any]:
     version, keys, gauss = random.getstate()
     kind, np_keys, pos, has_gauss, cached = np.random.get_state()
-    return {
+    state = {
         "python": [version, list(keys), gauss],
         "numpy": [kind, torch.from_numpy(np_keys.astype(np.int64)), pos, has_gauss, cached],
         "torch": torch.get_rng_state(),
     }
+    if torch.cuda.is_available():  # this process's GPU: noise drawn on the device
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -159,3 +162,5 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, np_keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, np_keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
