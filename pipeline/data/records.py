@@ -1,7 +1,7 @@
 """Stored records -> samples -> batches.
 
 A record holds one PNG image, or a block of raw uint8 images or of 2D points (see
-`shards.layout`). Samples stay as stored (PNG bytes, array rows) until `decode`, so a stream
+`shards.layout`). Samples stay as stored (PNG bytes, array rows) until `decoded`, so a stream
 that skips samples to reach a resume position does not pay for decoding them. Bad records and
 samples are skipped and counted (pipeline/data/problems.py).
 """

@@ -74,7 +74,12 @@ def read_shard(url: str, count: int, expected: Expected, problems: Problems) -> 
     """A shard's samples. What a damaged tar loses is counted against the sample count in
     index.json; a shard that gives no sample at all is an error."""
     damage: list[Exception] = []
-    records = wds.tarfile_samples([{"url": url}], handler=lambda err: damage.append(err) or True)
+
+    def keep_what_was_read(err: Exception) -> bool:
+        damage.append(err)
+        return True
+
+    records = wds.tarfile_samples([{"url": url}], handler=keep_what_was_read)
     before, good = problems.skipped, 0
     for item in stored_samples(records, expected, problems):
         good += 1

@@ -145,7 +145,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         if step % cfg.log_every == 0 or last:
             values = {**window.summary(cfg.n_dis * global_batch), **toolbox.stats()}
             values.update(guard.stats())
-            values["data/skipped"] = sum(gan.batches.skipped.values())  # bad samples, this rank
+            skipped = torch.tensor(float(sum(gan.batches.skipped.values())), device=gan.device)
+            values["data/skipped"] = accelerator.reduce(skipped, "sum")  # bad samples, all ranks
             values = {k: float(v) for k, v in values.items()}
             if growth:
                 values.update(level=level, alpha=alpha)

@@ -68,6 +68,7 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     alike, plus the toolbox's penalties."""
     acc, box = gan.d_accelerator, gan.toolbox
     gan.opt_d.zero_grad(set_to_none=True)
+    kept = {k: v.clone() for k, v in box.stateful.state_dict().items()}  # ADA, LeCam averages
     stats = torch.zeros(4, device=gan.device)
     for i in range(gan.grad_accum):
         batch = next(gan.batches)
@@ -94,6 +95,8 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     finite = everyone(acc, finite_update(stats[:2], gan.d_bare))
     if finite:  # under DeepSpeed the engine has already stepped: then this only counts
         gan.opt_d.step()
+    else:  # nor do the toolbox's averages keep the NaNs
+        box.stateful.load_state_dict(kept)
     gan.d_steps += 1
     names = ("loss_d", "penalty_d", "d_real", "d_fake")
     return {**dict(zip(names, stats, strict=True)), "n": gan.grad_accum, "finite": finite}
