@@ -174,7 +174,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
             counters = {"step": step, "images_seen": images_seen, "run_id": info["run_id"],
                         "lr_scale": guard.lr_scale}  # fmt: skip
             score = metrics.get("fid", metrics.get("reverse_kl")) if metrics else None
-            saved = save(gan, ema, run_dir, step, counters, keep=cfg.keep_checkpoints, score=score)
+            saved = save(gan, ema, run_dir, counters, keep=cfg.keep_checkpoints, score=score)
             if last and not saved:
                 raise UserError(
                     f"the final checkpoint (step {step}) could not be written: free disk space "

@@ -19,12 +19,13 @@ from pipeline.train.steps import GAN
 DEEPSPEED = "deepspeed"  # checkpoint subfolders deepspeed-G, deepspeed-D
 
 
-def save(gan: GAN, ema: EMA, run_dir: Path, step: int, counters: dict[str, Any], *,
-         keep: int, score: float | None = None) -> bool:  # fmt: skip
-    """Checkpoint at `step`; `counters` (step, images seen, tracker run id) go into state.pt,
-    `score` (lower is better) ranks it for keeping. False when some rank could not write its
-    part (a full disk): the checkpoint is dropped and the previous one stays as it was."""
-    acc = gan.g_accelerator
+def save(gan: GAN, ema: EMA, run_dir: Path, counters: dict[str, Any], *, keep: int,
+         score: float | None = None) -> bool:  # fmt: skip
+    """Checkpoint at `counters["step"]`; the counters (step, images seen, tracker run id, ...)
+    go into state.pt, `score` (lower is better) ranks it for keeping. False when some rank
+    could not write its part (a full disk): the checkpoint is dropped and the previous one
+    stays as it was."""
+    acc, step = gan.g_accelerator, counters["step"]
     try:
         stage = checkpoint.staging(run_dir, step)
         mine = {"rng": checkpoint.rng_state(), "data": gan.batches.state_dict()}
