@@ -7,7 +7,7 @@ TORCH_CPU := torch==2.13.0
 DATA := data/digits
 RUNS := runs
 
-.PHONY: venv demo test lint cluster-deps clean
+.PHONY: venv demo test lint cluster-deps browser-deps clean
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,15 @@ cluster-deps:
 	else \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends munge slurmctld slurmd slurm-client; \
+	fi
+
+# Debian's headless Chromium, which opens report.html in the tests; needs root.
+browser-deps:
+	@if command -v chromium-headless-shell > /dev/null || command -v chromium > /dev/null; then \
+		echo "Chromium is installed"; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium-headless-shell; \
 	fi
 
 lint: venv

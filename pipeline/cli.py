@@ -12,6 +12,7 @@ from pipeline.data.sources import SOURCES
 from pipeline.errors import UserError
 
 TEMPERATURE = "rejection sampling temperature, default: the run's rejection.temperature (0 = off)"
+CHECKPOINT = "latest (default), best, a step number, or a checkpoint directory"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -59,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--run", type=Path, required=True)
     export.add_argument("--out", type=Path, help="path prefix, default RUN/export/generator")
 
+    report = sub.add_parser("report", help="RUN/report.html: curves, grids, metrics, alerts")
+    report.add_argument("run", type=Path)
+
     info = sub.add_parser("model-info", help="print the models' parameter counts as JSON")
     info.add_argument("--config", type=Path, required=True)
     info.add_argument("overrides", nargs="*", metavar="key=value")
@@ -90,11 +94,16 @@ def parser() -> argparse.ArgumentParser:
     scaling.add_argument("--network-gbs", type=float, help="cross-node GB/s per GPU")
     scaling.add_argument("--latency-us", type=float, help="per all-reduce hop")
 
-    evaluate = sub.add_parser("eval", help="evaluate the latest checkpoint, print JSON")
+    evaluate = sub.add_parser("eval", help="evaluate a checkpoint (default the latest), print JSON")
     evaluate.add_argument("--run", type=Path, required=True)
+    evaluate.add_argument("--checkpoint", help=CHECKPOINT)
     evaluate.add_argument("--n", type=int, default=None, help="samples (default eval.n_samples)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--temperature", type=float, help=TEMPERATURE)
+    evaluate.add_argument(
+        "--extractor", choices=("auto", "digits", "inception"), help="default: eval.extractor"
+    )
+    evaluate.add_argument("--inception-weights", help="default: eval.inception_weights")
     return top
 
 
@@ -174,10 +183,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pipeline.run_samples import evaluate_latest
+    from pipeline.run_samples import evaluate_run
 
-    metrics = evaluate_latest(args.run, args.n, args.seed, args.temperature)
-    print(json.dumps(metrics, indent=2))
+    metrics = evaluate_run(
+        args.run,
+        args.checkpoint,
+        args.n,
+        args.seed,
+        args.temperature,
+        args.extractor,
+        args.inception_weights,
+    )
+    if metrics is not None:  # the main process
+        print(json.dumps(metrics, indent=2))
     return 0
 
 
@@ -186,6 +204,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     weights, spec = export(args.run, args.out or args.run / "export" / "generator")
     print(f"wrote {weights} and {spec}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.report import report
+
+    print(f"wrote {report(args.run)}")
     return 0
 
 
@@ -260,6 +285,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "eval": cmd_eval,
     "export": cmd_export,
+    "report": cmd_report,
     "model-info": cmd_model_info,
     "bench": cmd_bench,
 }

@@ -132,6 +132,10 @@ class EvalConfig:
     batch_size: int = bounded(500, 1)
     grid_size: int = bounded(100, 1)  # images in each sample grid
     truncation: float = bounded(0.0, 0.0)  # resample |z| above this when sampling; 0 = off
+    # Feature space of FID/KID/IS/PRDC: auto = the digit classifier for digit datasets,
+    # InceptionV3 for other images (needs torch-fidelity and its weights file).
+    extractor: str = choice("auto", "digits", "inception")
+    inception_weights: str = ""  # path of the InceptionV3 weights; "" = torch hub's cache
 
 
 @dataclass
@@ -157,6 +161,35 @@ class NonFiniteConfig:
 
 
 @dataclass
+class CollapseGuardConfig:
+    """Online collapse monitors (BENCHMARKS.md section 5), checked every `every` steps on
+    `samples` generated points or images against a fixed set of `real_samples` real ones.
+    A check fails when any watched signal crosses its threshold (0 for a minimum, 1 for a
+    maximum: not watched). After `patience` failed checks in a row the run alerts, rolls back
+    to the newest checkpoint saved while healthy and applies the next of `interventions`
+    (config overrides such as regularize.r1=1.0, train.lr_d=1e-4, d_augment.ada_target=0.6);
+    once they are used up it only alerts."""
+
+    every: int = bounded(0, 0)  # steps between checks; 0 = off
+    start: int = bounded(0, 0)  # no checks before this step (a young generator is collapsed)
+    samples: int = bounded(1000, 10)
+    real_samples: int = bounded(2000, 10)
+    patience: int = bounded(2, 1)
+    min_recall: float = bounded(0.0, 0.0, 1.0)  # k = 3, of the real set by generated samples
+    min_coverage: float = bounded(0.0, 0.0, 1.0)  # k = 5
+    max_different_bins: float = bounded(1.0, 0.0, 1.0)  # share of 100 k-means cells, z-test
+    min_class_entropy: float = bounded(0.0, 0.0, 1.0)  # predicted classes, over log(classes)
+    max_d_accuracy: float = bounded(1.0, 0.0, 1.0)  # D's accuracy on real vs generated
+    interventions: list[str] = field(default_factory=list)
+
+
+# What an intervention may change: the toolbox and the optimizers, not the models' shapes or
+# the data stream.
+INTERVENTION_KEYS = ("regularize.", "d_augment.", "train.lr_g", "train.lr_d", "train.n_dis",
+                     "train.loss", "train.relativistic")  # fmt: skip
+
+
+@dataclass
 class TrackingConfig:
     wandb: bool = True
     project: str = "gan-pipeline"
@@ -175,6 +208,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     rejection: RejectionConfig = field(default_factory=RejectionConfig)
     nonfinite: NonFiniteConfig = field(default_factory=NonFiniteConfig)
+    collapse_guard: CollapseGuardConfig = field(default_factory=CollapseGuardConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,7 +235,37 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     return config
 
 
+def with_overrides(config: Config, overrides: list[str]) -> Config:
+    """A new config: `config` with `key.path=value` overrides applied and validated."""
+    raw = config.to_dict()
+    for item in overrides:
+        _apply_override(raw, item)
+    changed = build(Config, raw, "")
+    _check_cross_fields(changed)
+    return changed
+
+
+def _check_interventions(config: Config) -> None:
+    """Every intervention is checked now, applied in order, not when a collapse comes."""
+    items = config.collapse_guard.interventions
+    for item in items:
+        key = item.partition("=")[0]
+        if not key.startswith(INTERVENTION_KEYS) or "=" not in item:
+            raise UserError(
+                f"collapse_guard.interventions: {item!r} must be key=value with a key under "
+                f"{', '.join(INTERVENTION_KEYS)} (the models and data cannot change mid-run)"
+            )
+    if items:
+        raw = config.to_dict()
+        raw["collapse_guard"]["interventions"] = []
+        try:
+            with_overrides(build(Config, raw, ""), items)
+        except UserError as err:
+            raise UserError(f"collapse_guard.interventions: {err}") from None
+
+
 def _check_cross_fields(config: Config) -> None:
+    _check_interventions(config)
     for name in ("betas_g", "betas_d"):
         betas = getattr(config.train, name)
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):

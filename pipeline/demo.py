@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.data.shards import build
-from pipeline.run_samples import evaluate_latest
+from pipeline.run_samples import evaluate_run
 from pipeline.train.loop import train
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     train(config, run)
 
     say(f"ganpipe eval --run {run}")
-    metrics = evaluate_latest(run, seed=0)
+    metrics = evaluate_run(run, seed=0)
 
     grids = sorted((run / "samples").glob("*.png"))
     minutes = (time.perf_counter() - started) / 60

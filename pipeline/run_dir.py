@@ -60,15 +60,16 @@ def saved_config(run_dir: Path) -> Config:
     return load_config(path)
 
 
-def load_models(run_dir: Path) -> Loaded:
-    """The EMA generator and the discriminator of the latest checkpoint, in eval mode."""
+def load_models(run_dir: Path, which: str | None = None) -> Loaded:
+    """The EMA generator and the discriminator of a checkpoint (`which`, see
+    `checkpoint.chosen`; default the latest), in eval mode."""
     config = saved_config(run_dir)
-    latest = checkpoint.latest(run_dir)
-    if latest is None:
+    path = checkpoint.chosen(run_dir, which)
+    if path is None:
         raise UserError(f"{run_dir} has no checkpoint yet: train first (ganpipe train ...)")
     index = dataset_index(config.data)
     generator, discriminator = build_models(config.model, index)
-    state = checkpoint.load(latest / checkpoint.STATE)
+    state = checkpoint.load(path / checkpoint.STATE)
     generator.load_state_dict(state["G_ema"])
     discriminator.load_state_dict(state["D"])
     growth = growth_for(generator, config.train.phase_images)

@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+from accelerate import Accelerator
 from torch import nn
 
-from pipeline.metrics.evaluate import measure, require_supported
+from pipeline.errors import UserError
+from pipeline.metrics.evaluate import Protocol
 from pipeline.rejection import fit_critic, rejection_sample
 from pipeline.run_dir import Loaded, load_models, write_json
 from pipeline.sampling import generate
 from pipeline.train import checkpoint
+from pipeline.train.shared_eval import share_rows
 
 
 class Drawn(NamedTuple):
@@ -89,17 +92,50 @@ def critic_for(run_dir: Path, loaded: Loaded, device: str = "cpu") -> nn.Module:
     return critic
 
 
-def evaluate_latest(
-    run_dir: Path, n: int | None = None, seed: int = 0, temperature: float | None = None
-) -> dict[str, Any]:
-    """`ganpipe eval`: samples of the newest checkpoint (`n`, default eval.n_samples), measured
-    with their dataset's protocol and saved as eval.json."""
-    loaded = load_models(run_dir)
-    data_dir, index = loaded.config.data.dir, loaded.index
-    require_supported(data_dir, index)
-    drawn = draw_from(run_dir, loaded, n or loaded.config.eval.n_samples, seed, None, temperature)
-    metrics = measure(drawn.samples, drawn.labels, data_dir, index, seed)
-    metrics["protocol"].update(drawn.how)
-    metrics = {"step": drawn.step, **metrics}
+def evaluate_run(
+    run_dir: Path,
+    which: str | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    temperature: float | None = None,
+    extractor: str | None = None,
+    inception_weights: str | None = None,
+) -> dict[str, Any] | None:
+    """`ganpipe eval`: samples of a checkpoint (`which`, default the newest; `n`, default
+    eval.n_samples), measured with their dataset's protocol and saved as eval.json. Under
+    `accelerate launch`, every process draws and embeds its share of the same samples and the
+    main process measures them (it alone returns the metrics)."""
+    loaded = load_models(run_dir, which)
+    config = loaded.config
+    accelerator = Accelerator()
+    protocol = Protocol(
+        config.data.dir,
+        loaded.index,
+        extractor or config.eval.extractor,
+        inception_weights or config.eval.inception_weights,
+        accelerator.device,
+    )
+    n = n or config.eval.n_samples
+    temperature = config.rejection.temperature if temperature is None else temperature
+    if accelerator.num_processes == 1:
+        drawn = draw_from(run_dir, loaded, n, seed, None, temperature)
+        rows, labels, how = protocol.summarize(drawn.samples), drawn.labels, drawn.how
+    elif temperature == 0:
+        generator, batch = loaded.generator.to(accelerator.device), config.eval.batch_size
+        share = (accelerator.process_index, accelerator.num_processes)
+        truncation = config.eval.truncation
+        mine, labels = generate(generator, n, seed, batch, accelerator.device, truncation, share)
+        rows = share_rows(protocol.summarize(mine), batch, accelerator)
+        how = {"truncation": truncation}
+    else:
+        raise UserError(
+            "rejection sampling evaluates on one process: run `ganpipe eval` without "
+            "accelerate launch, or pass --temperature 0"
+        )
+    if rows is None:  # not the main process
+        return None
+    metrics = protocol.score(rows, labels, seed)
+    metrics["protocol"].update(how, processes=accelerator.num_processes)
+    metrics = {"step": loaded.step, **metrics}
     write_json(run_dir / "eval.json", metrics)
     return metrics

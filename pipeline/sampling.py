@@ -46,6 +46,13 @@ def generate(
     return (torch.cat(chunks) if chunks else torch.empty(0)), y  # empty: more ranks than batches
 
 
+def share_of(rows: torch.Tensor, batch_size: int, share: tuple[int, int]) -> torch.Tensor:
+    """This process's part of rows that `generate` spreads over processes (e.g. the labels)."""
+    rank, processes = share
+    mine = rows.split(batch_size)[rank::processes]
+    return torch.cat(mine) if mine else rows[:0]
+
+
 def interleave(shares: list[torch.Tensor], batch_size: int) -> torch.Tensor:
     """The samples of `generate` in order again, from every rank's share."""
     pieces = itertools.zip_longest(*(share.split(batch_size) for share in shares))

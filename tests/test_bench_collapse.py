@@ -23,7 +23,11 @@ def test_recipes_expand_into_vanilla_best_and_one_ablation_per_component():
     book = recipes.load()
     best = book.recipes["best"]
     assert book.recipes["vanilla"] == [] and len(best) >= 2
-    assert {f"best-minus-{c}" for c in best} == set(book.recipes) - {"vanilla", "best"}
+    ablations = {name for name in book.recipes if name.startswith("best-minus-")}
+    assert {f"best-minus-{c}" for c in best} == ablations
+    assert book.recipes["vanilla-guarded"] == ["guard"]  # a named recipe of recipes.yaml
+    guard = dict(f.split("=", 1) for f in book.overrides("vanilla-guarded", "grid"))
+    assert guard["collapse_guard.interventions"] == '["regularize.r1=0.2"]'  # the grid's own
     for component in best:
         assert component not in book.recipes[f"best-minus-{component}"]
     flags = book.overrides("best", "ring")

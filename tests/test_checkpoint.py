@@ -32,6 +32,20 @@ def test_the_best_scored_checkpoint_is_kept_beside_the_newest(tmp_path):
     assert names == ["step-00000020", "step-00000040", "step-00000050"]
 
 
+def test_a_checkpoint_is_chosen_by_latest_best_step_name_or_path(tmp_path):
+    for step, score in ((10, 5.0), (20, 2.0), (30, None)):
+        publish(tmp_path, step, score, keep=3)
+    name = lambda which: checkpoint.chosen(tmp_path, which).name  # noqa: E731
+    assert name(None) == name("latest") == "step-00000030"
+    assert name("best") == name("20") == name("step-00000020") == "step-00000020"
+    assert name(str(checkpoint.directory(tmp_path) / "step-00000010")) == "step-00000010"
+    with pytest.raises(UserError, match=r"--checkpoint 40: no checkpoint .* step-00000010, "):
+        checkpoint.chosen(tmp_path, "40")
+    os.truncate(checkpoint.directory(tmp_path) / "step-00000010" / checkpoint.STATE, 10)
+    with pytest.raises(UserError, match="--checkpoint 10: .* is damaged"):
+        checkpoint.chosen(tmp_path, "10")
+
+
 @pytest.mark.parametrize(
     ("damage", "reported"),
     [

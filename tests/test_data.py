@@ -137,14 +137,14 @@ def test_more_readers_than_shards_is_refused(tmp_path):
 
 
 def test_stacked_digits_hold_three_digits_the_classifier_reads_back(tmp_path):
-    from pipeline.metrics.stacked import stacked_metrics
+    from pipeline.metrics.evaluate import measure
 
     index = build("stacked-digits", tmp_path, resolution=8, n_train=400, n_test=2000)
     assert index["classes"] == 1000 and index["shape"] == [3, 8, 8]
     images, labels = load_split(tmp_path, "test")
     assert images.shape == (2000, 3, 8, 8) and labels.max() < 1000
-    result = stacked_metrics(images, 8)
+    result = measure(images, None, tmp_path)
     assert result["modes"] == pytest.approx(len(labels.unique()), abs=40)  # 1% misreads
     assert result["modes"] > 800 and result["reverse_kl"] < 0.5  # 2000 draws of 1000 triples
-    collapsed = stacked_metrics(images[:1].expand(500, -1, -1, -1), 8)
+    collapsed = measure(images[:1].expand(500, -1, -1, -1), None, tmp_path)
     assert collapsed["modes"] == 1 and collapsed["reverse_kl"] == pytest.approx(np.log(1000))

@@ -1,6 +1,7 @@
 """Recipes of the collapse benchmark, read from configs/collapse/recipes.yaml: `vanilla`
-(the suite's base config as is), `best` (every component of the best recipe) and the
-ablations `best-minus-<component>`. A recipe becomes a list of `key=value` overrides."""
+(the suite's base config as is), `best` (every component of the best recipe), the
+ablations `best-minus-<component>` and the named recipes of its `recipes` section. A recipe
+becomes a list of `key=value` overrides."""
 
 from __future__ import annotations
 
@@ -50,4 +51,10 @@ def load(path: Path = RECIPES_FILE) -> RecipeBook:
     recipes = {"vanilla": [], "best": list(best)}
     for dropped in best:
         recipes[f"best-minus-{dropped}"] = [c for c in best if c != dropped]
+    for name, listed in (spec.get("recipes") or {}).items():
+        unknown = [c for c in listed if c not in components]
+        if unknown or name in recipes:
+            what = f"lists {', '.join(unknown)}, not defined" if unknown else "is a built-in name"
+            raise UserError(f"{path}: recipe {name} {what}")
+        recipes[name] = list(listed)
     return RecipeBook(components, recipes)

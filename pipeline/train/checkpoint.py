@@ -60,6 +60,35 @@ def latest(run_dir: Path) -> Path | None:
     return None
 
 
+def chosen(run_dir: Path, which: str | None = None) -> Path | None:
+    """The checkpoint `which` names: None or "latest" (the newest intact), "best" (the best
+    headline metric), "healthy" (the newest saved while the collapse guard's last check
+    passed; None if there is none), a step number, or a checkpoint directory's name or path."""
+    if which in (None, "latest"):
+        return latest(run_dir)
+    if which == "healthy":  # the collapse guard's rollback target
+        healthy = [p for p in published(run_dir) if _healthy(p)]
+        if not healthy:
+            return None
+        path = healthy[-1]
+    elif which == "best":
+        scored = [(s, path) for path in published(run_dir) if (s := _score(path)) is not None]
+        if not scored:
+            raise UserError(f"--checkpoint best: no checkpoint of {run_dir} has a metric")
+        path = min(scored)[1]
+    elif which.isdigit():
+        path = directory(run_dir) / f"{PREFIX}{int(which):08d}"
+    else:
+        path = Path(which) if Path(which).is_dir() else directory(run_dir) / which
+    if not (path / STATE).is_file():
+        names = ", ".join(p.name for p in published(run_dir)) or "none"
+        raise UserError(f"--checkpoint {which}: no checkpoint at {path} (there are: {names})")
+    problem = damage(path)
+    if problem:
+        raise UserError(f"--checkpoint {which}: {path} is damaged ({problem})")
+    return path
+
+
 def damage(path: Path) -> str | None:
     """What is wrong with a published checkpoint, or None. Checkpoints written before manifests
     existed cannot be checked and pass."""
@@ -99,17 +128,20 @@ def write(path: Path, payload: dict[str, Any]) -> None:
     write_durably(path, buffer.getvalue())
 
 
-def publish(run_dir: Path, step: int, keep: int, score: float | None = None) -> Path:
-    """Seal the staged directory with a manifest (every file's size and checksum, and the
-    headline metric `score` when one was measured at this step, lower is better), rename it
-    into place (atomic), then drop all but the newest `keep` and the best scored one."""
+def publish(
+    run_dir: Path, step: int, keep: int, score: float | None = None, guard: dict | None = None
+) -> Path:
+    """Seal the staged directory with a manifest (every file's size and checksum, the
+    headline metric `score` when one was measured at this step, lower is better, and the
+    collapse guard's `{"healthy": ..., "actions": ...}` when it runs), rename it into place
+    (atomic), then drop all but the newest `keep`, the best scored and the newest healthy."""
     stage = staging(run_dir, step)
     files = {
         str(f.relative_to(stage)): {"bytes": f.stat().st_size, "sha256": sha256(f)}
         for f in sorted(stage.rglob("*"))
         if f.is_file()
     }
-    manifest = {"step": step, "score": score, "files": files}
+    manifest = {"step": step, "score": score, "guard": guard, "files": files}
     write_durably(stage / MANIFEST, json.dumps(manifest, indent=1).encode())
     final = directory(run_dir) / f"{PREFIX}{step:08d}"
     if final.exists():
@@ -121,17 +153,27 @@ def publish(run_dir: Path, step: int, keep: int, score: float | None = None) -> 
     scored = [(s, path) for path in found if (s := _score(path)) is not None]
     if scored:
         keeping.add(min(scored)[1])
+    keeping.update([path for path in found if _healthy(path)][-1:])
     for old in found:
         if old not in keeping:
             shutil.rmtree(old)
     return final
 
 
-def _score(path: Path) -> float | None:
+def manifest_of(path: Path) -> dict[str, Any]:
+    """A checkpoint's manifest; {} when it has none or it is unreadable."""
     try:
-        return json.loads((path / MANIFEST).read_text())["score"]
-    except (OSError, ValueError, KeyError):
-        return None
+        return json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _score(path: Path) -> float | None:
+    return manifest_of(path).get("score")
+
+
+def _healthy(path: Path) -> bool:
+    return bool((manifest_of(path).get("guard") or {}).get("healthy"))
 
 
 def load(path: Path) -> dict[str, Any]:

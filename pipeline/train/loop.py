@@ -16,21 +16,21 @@ from accelerate.utils import set_seed
 from tqdm import tqdm
 
 from pipeline import run_dir as runs
-from pipeline.config import Config
+from pipeline.config import Config, with_overrides
 from pipeline.data.reader import dataset_index, training_batches
 from pipeline.errors import UserError
-from pipeline.metrics.evaluate import supported
 from pipeline.models import build_models
 from pipeline.sampling import generate
 from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
+from pipeline.train.collapse_guard import intervene, interventions_applied, start_guard
 from pipeline.train.determinism import use_deterministic_kernels
 from pipeline.train.distributed import prepare
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
 from pipeline.train.nonfinite import NonFiniteGuard
 from pipeline.train.schedule import lr_factor, set_learning_rates
-from pipeline.train.shared_eval import evaluate_shared
+from pipeline.train.shared_eval import evaluate_shared, training_protocol
 from pipeline.train.state import restore, save
 from pipeline.train.steps import GAN, discriminator_step, generator_step
 from pipeline.train.stop import StopRequest
@@ -66,6 +66,13 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     stop.clear()  # a request left by an earlier job was served by its checkpoint
     accelerator.wait_for_everyone()
     info = runs.read_info(run_dir)
+    # The collapse guard's interventions so far are part of the run's state.
+    applied = interventions_applied(config, accelerator, run_dir) if resume else []
+    if applied:
+        config = with_overrides(config, applied)
+        cfg = config.train
+        if main:
+            print(f"collapse guard: in force since before the resume: {', '.join(applied)}")
 
     toolbox = build_toolbox(config, accelerator.unwrap_model(G), index, accelerator)
     bf16 = cfg.mixed_precision == "bf16"
@@ -106,13 +113,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
             flush=True,
         )
 
-    evaluating = supported(index)
-    if main and not evaluating:
-        print(
-            f"no evaluation protocol for source {index['source']!r} yet: training without "
-            "metrics (samples and checkpoints are still written)",
-            flush=True,
-        )
+    protocol = training_protocol(config, index, accelerator.device, main)
+    collapse = start_guard(config, protocol, accelerator, len(applied))
     shards: set[str] = set()
     window = Window()
     progress = tqdm(
@@ -160,21 +162,32 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
                 refresh=False,
             )
         sampling = step % cfg.sample_every == 0 or last
-        measuring = evaluating and (step % cfg.eval_every == 0 or last)
+        measuring = protocol is not None and (step % cfg.eval_every == 0 or last)
         if main and sampling:
             write_samples(ema.model, config, index, run_dir, tracker, step, accelerator.device)
-        metrics = evaluate_shared(ema.model, config, index, accelerator) if measuring else None
+        metrics = evaluate_shared(ema.model, protocol, config, accelerator) if measuring else None
         if metrics:  # on the main process
             tracker.log({f"eval/{k}": v for k, v in metrics.items() if k != "protocol"}, step)
             progress.write(f"step {step}: " + headline(metrics))
         if sampling or measuring:  # the other ranks wait for the main process's extra work
             accelerator.wait_for_everyone()
+        watching = collapse and collapse.due(step) and not last
+        if watching and collapse.watch(gan, tracker, step):
+            config, back_to = intervene(gan, ema, run_dir, collapse, config, tracker, step)
+            cfg = config.train
+            if back_to:  # rolled back: go on from the healthy checkpoint's step
+                step, images_seen = back_to["step"], back_to["images_seen"]
+                gan.d_steps = step * cfg.n_dis
+                progress.n = step
+                continue
         stopping = not last and stop.agreed(step)
         if step % cfg.checkpoint_every == 0 or last or stopping:
             counters = {"step": step, "images_seen": images_seen, "run_id": info["run_id"],
                         "lr_scale": guard.lr_scale}  # fmt: skip
             score = metrics.get("fid", metrics.get("reverse_kl")) if metrics else None
-            saved = save(gan, ema, run_dir, counters, keep=cfg.keep_checkpoints, score=score)
+            health = collapse.health() if collapse else None
+            saved = save(gan, ema, run_dir, counters, keep=cfg.keep_checkpoints, score=score,
+                         guard=health)  # fmt: skip
             if last and not saved:
                 raise UserError(
                     f"the final checkpoint (step {step}) could not be written: free disk space "
@@ -264,10 +277,11 @@ class Window:
 
 def headline(metrics: dict[str, Any]) -> str:
     if "fid" in metrics:
+        floor = f" (floor {metrics['fid_floor']:.3f})" if "fid_floor" in metrics else ""
+        digits = f", digits {metrics['digits_covered']}/10" if "digits_covered" in metrics else ""
         return (
-            f"digits-FID {metrics['fid']:.3f} (floor {metrics['fid_floor']:.3f}), "
-            f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
-            f"digits {metrics['digits_covered']}/10"
+            f"FID {metrics['fid']:.3f}{floor}, KID {metrics['kid']:.4f}, "
+            f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}{digits}"
         )
     quality = (
         f"high-quality {metrics['high_quality_percent']:.1f}%, "

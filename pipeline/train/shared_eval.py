@@ -1,22 +1,49 @@
 """Evaluation during training, shared by the processes: each generates its share of the
-samples (the generator's forward is most of the work), the main process gathers and measures
-them. The samples, and so the metrics, do not depend on the number of processes."""
+samples and turns them into features (the expensive part); the main process gathers the
+features and measures them. The samples, and so the metrics, do not depend on the number of
+processes."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.distributed as dist
 from accelerate import Accelerator
 from torch import nn
 
 from pipeline.config import Config
-from pipeline.metrics.evaluate import measure
+from pipeline.errors import UserError
+from pipeline.metrics.evaluate import Protocol
 from pipeline.sampling import generate, interleave
 
 
+def training_protocol(config: Config, index: dict[str, Any], device, main: bool) -> Protocol | None:
+    """The dataset's protocol; None (said once) when `eval.extractor: auto` finds no extractor
+    for it, so training goes on without metrics. A chosen extractor that is missing is an error."""
+    try:
+        return Protocol(
+            config.data.dir, index, config.eval.extractor, config.eval.inception_weights, device
+        )
+    except UserError as error:
+        if config.eval.extractor != "auto":
+            raise
+        if main:
+            print(f"no evaluation during training: {error}", flush=True)
+        return None
+
+
+def share_rows(rows: torch.Tensor, batch: int, accelerator: Accelerator) -> torch.Tensor | None:
+    """Every process's rows, in sample order, on the main process; None on the others."""
+    if accelerator.num_processes == 1:
+        return rows
+    shares = [None] * accelerator.num_processes if accelerator.is_main_process else None
+    dist.gather_object(rows, shares, dst=0)  # to the main process only: it alone needs them
+    return interleave(shares, batch) if accelerator.is_main_process else None
+
+
 def evaluate_shared(
-    generator: nn.Module, config: Config, index: dict[str, Any], accelerator: Accelerator
+    generator: nn.Module, protocol: Protocol, config: Config, accelerator: Accelerator
 ) -> dict[str, Any] | None:
     """The metrics on the main process, None on the others."""
     n, batch, truncation = (
@@ -26,12 +53,9 @@ def evaluate_shared(
     )
     share = (accelerator.process_index, accelerator.num_processes)
     mine, labels = generate(generator, n, config.seed, batch, accelerator.device, truncation, share)
-    shares = [mine]
-    if accelerator.num_processes > 1:  # to the main process only: it alone needs them all
-        shares = [None] * accelerator.num_processes if accelerator.is_main_process else None
-        dist.gather_object(mine, shares, dst=0)
-    if not accelerator.is_main_process:
+    rows = share_rows(protocol.summarize(mine), batch, accelerator)
+    if rows is None:
         return None
-    metrics = measure(interleave(shares, batch), labels, config.data.dir, index, config.seed)
+    metrics = protocol.score(rows, labels, config.seed)
     metrics["protocol"]["truncation"] = truncation
     return metrics

@@ -20,9 +20,10 @@ DEEPSPEED = "deepspeed"  # checkpoint subfolders deepspeed-G, deepspeed-D
 
 
 def save(gan: GAN, ema: EMA, run_dir: Path, counters: dict[str, Any], *, keep: int,
-         score: float | None = None) -> bool:  # fmt: skip
+         score: float | None = None, guard: dict | None = None) -> bool:  # fmt: skip
     """Checkpoint at `counters["step"]`; the counters (step, images seen, tracker run id, ...)
-    go into state.pt, `score` (lower is better) ranks it for keeping. False when some rank
+    go into state.pt, `score` (lower is better) ranks it for keeping, `guard` marks it healthy
+    or not for the collapse guard. False when some rank
     could not write its part (a full disk): the checkpoint is dropped and the previous one
     stays as it was."""
     acc, step = gan.g_accelerator, counters["step"]
@@ -41,7 +42,7 @@ def save(gan: GAN, ema: EMA, run_dir: Path, counters: dict[str, Any], *, keep: i
         written = False
     if everyone(acc, written) and acc.is_main_process:
         try:
-            checkpoint.publish(run_dir, step, keep, score)
+            checkpoint.publish(run_dir, step, keep, score, guard)
         except OSError as err:
             print(f"cannot publish checkpoint: {err}", file=sys.stderr)
             written = False
@@ -67,11 +68,13 @@ def training_state(gan: GAN, ema: EMA, counters: dict[str, Any]) -> dict[str, An
     }
 
 
-def restore(gan: GAN, ema: EMA, run_dir: Path, rank: int) -> tuple[dict, dict]:
-    """Models, optimizers and toolbox from the newest intact checkpoint; returns its counters
-    (step, images seen, ...) and this rank's random generators and data position, which the
-    caller restores or not."""
-    latest = newest_intact(gan.g_accelerator, run_dir)
+def restore(
+    gan: GAN, ema: EMA, run_dir: Path, rank: int, which: str | None = None
+) -> tuple[dict, dict]:
+    """Models, optimizers and toolbox from the newest intact checkpoint (or the one `which`
+    names, see `checkpoint.chosen`); returns its counters (step, images seen, ...) and this
+    rank's random generators and data position, which the caller restores or not."""
+    latest = newest_intact(gan.g_accelerator, run_dir, which)
     state = checkpoint.load(latest / checkpoint.STATE)
     if gan.deepspeed:  # weights and this rank's optimizer partition, by DeepSpeed
         for name, engine in (("G", gan.G), ("D", gan.D)):
@@ -98,16 +101,26 @@ def restore(gan: GAN, ema: EMA, run_dir: Path, rank: int) -> tuple[dict, dict]:
     return counters, checkpoint.load(mine) if mine.is_file() else {}
 
 
-def newest_intact(acc: Accelerator, run_dir: Path) -> Path:
-    """Checked by the main process alone (reading gigabytes once is enough); the others
-    follow its choice."""
+def newest_intact(acc: Accelerator, run_dir: Path, which: str | None = None) -> Path:
+    found = agreed_checkpoint(acc, run_dir, which)
+    if found is None:
+        raise UserError(f"no checkpoint under {checkpoint.directory(run_dir)}")
+    return found
+
+
+def agreed_checkpoint(acc: Accelerator, run_dir: Path, which: str | None = None) -> Path | None:
+    """The checkpoint `which` names (see `checkpoint.chosen`), or None. Checked by the main
+    process alone (reading gigabytes once is enough); the others follow its choice."""
     chosen: list[Any] = [None]
     if acc.is_main_process:
         try:
-            chosen = [checkpoint.latest(run_dir).name]
+            found = checkpoint.chosen(run_dir, which)
+            chosen = [found.name if found else ""]
         except UserError as err:  # every checkpoint damaged: all ranks stop with the message
             chosen = [str(err)]
     broadcast_object_list(chosen)
+    if not chosen[0]:
+        return None
     if not chosen[0].startswith(checkpoint.PREFIX):
         raise UserError(chosen[0])
     return checkpoint.directory(run_dir) / chosen[0]

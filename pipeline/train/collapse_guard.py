@@ -1,0 +1,226 @@
+"""The collapse guard: cheap online monitors of mode collapse (BENCHMARKS.md section 5) and
+the decision to act on them (see `CollapseGuardConfig`).
+
+Every `every` steps the generator draws `samples` points or images (shared by the
+processes); the main process compares them with a fixed real set drawn at the start:
+recall (k = 3) and coverage (k = 5) of the real set, the share of statistically different
+k-means cells, the entropy of the predicted classes, and D's accuracy. A check fails when a
+watched signal crosses its threshold; `patience` failures in a row trigger the loop's
+rollback and the next intervention.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
+from torch import nn
+
+from pipeline.config import CollapseGuardConfig, Config, with_overrides
+from pipeline.data.reader import evaluation_batches
+from pipeline.errors import UserError
+from pipeline.metrics.bins import cell_shares, different_bins, kmeans
+from pipeline.metrics.evaluate import Protocol
+from pipeline.metrics.prdc import prdc
+from pipeline.sampling import generate, share_of
+from pipeline.tracking import Tracker
+from pipeline.train import checkpoint
+from pipeline.train.ema import EMA
+from pipeline.train.shared_eval import share_rows
+from pipeline.train.state import agreed_checkpoint, restore
+from pipeline.train.steps import GAN
+from pipeline.train.toolbox import build_toolbox
+
+BINS = 100
+
+
+def first_samples(data_dir, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `n` samples of the training split (a fixed set: the same at every check and
+    on every rank)."""
+    xs, ys, kept = [], [], 0
+    for batch in evaluation_batches(data_dir, 500, "train"):
+        xs.append(batch.x)
+        ys.append(batch.y)
+        kept += len(batch.x)
+        if kept >= n:
+            break
+    return torch.cat(xs)[:n], torch.cat(ys)[:n]
+
+
+class CollapseGuard:
+    def __init__(self, config: Config, protocol: Protocol, accelerator: Accelerator):
+        self.config: CollapseGuardConfig = config.collapse_guard
+        self.protocol, self.accelerator, self.seed = protocol, accelerator, config.seed
+        self.batch = config.eval.batch_size
+        self.real_x, self.real_y = first_samples(config.data.dir, self.config.real_samples)
+        self.real, _ = protocol.monitor_rows(self.real_x)
+        self.centres = kmeans(self.real, min(BINS, len(self.real) // 2), config.seed)
+        self.real_shares = cell_shares(self.real, self.centres)
+        self.index = protocol.index
+        self.in_a_row = 0
+        self.healthy = True  # the last check passed (a checkpoint saved now is healthy)
+        self.last_failing: list[str] = []
+        self.actions = 0  # interventions applied so far
+
+    def due(self, step: int) -> bool:
+        return step >= self.config.start and step % self.config.every == 0
+
+    def watch(self, gan: GAN, tracker: Tracker, step: int) -> bool:
+        """One check (every process): its signals logged as guard/*, the verdict shared; True
+        when it is time to intervene."""
+        signals = self.check(gan.g_bare, gan.d_bare)
+        verdict = [self.failing(signals) if signals is not None else None]
+        broadcast_object_list(verdict)  # every process acts on the main process's verdict
+        due = self.record(verdict[0])
+        if signals is not None:
+            logged = {f"guard/{k}": v for k, v in signals.items()}
+            tracker.log({**logged, **self.stats()}, step)
+        return due
+
+    def health(self) -> dict[str, Any]:
+        """What a checkpoint saved now records for the guard."""
+        return {"healthy": self.healthy, "actions": self.actions}
+
+    def check(self, generator: nn.Module, discriminator: nn.Module) -> dict[str, float] | None:
+        """The signals (on the main process; None on the others), from samples every process
+        draws a share of. Call on every process."""
+        acc = self.accelerator
+        share = (acc.process_index, acc.num_processes)
+        # A seed of its own: the same latents at every check, so the signals follow the
+        # generator alone, and the training random generators are left alone.
+        images, labels = generate(
+            generator, self.config.samples, self.seed + 7919, self.batch, acc.device, 0.0, share
+        )
+        labels = None if labels is None else share_of(labels, self.batch, share)
+        accuracy = self.d_accuracy(discriminator, images, labels)
+        features, classes = self.protocol.monitor_rows(images)
+        features = share_rows(features, self.batch, acc)
+        if self.protocol.classes():
+            classes = share_rows(classes, self.batch, acc)
+        if features is None:
+            return None
+        measured = prdc(self.real, features)
+        signals = {k: measured[k] for k in ("precision", "recall", "coverage")}
+        signals["different_bins"] = different_bins(
+            self.real_shares, len(self.real), features, self.centres
+        )
+        if self.protocol.classes():
+            signals["class_entropy"] = normalised_entropy(classes, self.protocol.classes())
+        signals["d_accuracy"] = accuracy
+        return signals
+
+    @torch.no_grad()
+    def d_accuracy(
+        self, discriminator: nn.Module, fake: torch.Tensor, fake_y: torch.Tensor | None
+    ) -> float:
+        """D's accuracy on this process's generated share and its share of the real set,
+        summed over processes: near 1, D tells them apart too easily."""
+        acc = self.accelerator
+        rank, world = acc.process_index, acc.num_processes
+        conditional = fake_y is not None
+        pack = getattr(discriminator, "m", 1)  # a packed D judges whole packs
+        was_training = discriminator.training
+        discriminator.eval()
+        counts = torch.zeros(2, device=acc.device)
+        judged = ((self.real_x[rank::world], self.real_y[rank::world], 1.0), (fake, fake_y, -1.0))
+        for x, y, sign in judged:
+            usable = len(x) - len(x) % pack
+            if usable:
+                y = y[:usable].to(acc.device) if conditional else None
+                logits = discriminator(x[:usable].to(acc.device), y).float().flatten()
+                counts += torch.stack([(sign * logits > 0).sum(), torch.tensor(len(logits))])
+        discriminator.train(was_training)
+        counts = acc.reduce(counts, "sum")
+        return float(counts[0] / counts[1].clamp(min=1))
+
+    def failing(self, signals: dict[str, float]) -> list[str]:
+        """The watched signals past their thresholds, in words."""
+        c, found = self.config, []
+        limits = [("recall", c.min_recall, min), ("coverage", c.min_coverage, min),
+                  ("class_entropy", c.min_class_entropy, min),
+                  ("different_bins", c.max_different_bins, max),
+                  ("d_accuracy", c.max_d_accuracy, max)]  # fmt: skip
+        for name, limit, kind in limits:
+            value = signals.get(name)
+            watched = limit > 0 if kind is min else limit < 1
+            if value is None or not watched:
+                continue
+            if (kind is min and value < limit) or (kind is max and value > limit):
+                found.append(f"{name} {value:.3f} {'<' if kind is min else '>'} {limit:g}")
+        return found
+
+    def record(self, failing: list[str]) -> bool:
+        """Note one check; True when the run should roll back and intervene."""
+        self.healthy, self.last_failing = not failing, failing
+        self.in_a_row = 0 if self.healthy else self.in_a_row + 1
+        return self.in_a_row >= self.config.patience
+
+    def next_intervention(self) -> str | None:
+        items = self.config.interventions
+        return items[self.actions] if self.actions < len(items) else None
+
+    def stats(self) -> dict[str, Any]:
+        return {"guard/in_a_row": self.in_a_row, "guard/actions": self.actions}
+
+
+def normalised_entropy(classes: torch.Tensor, n_classes: int) -> float:
+    """Entropy of the class histogram over its maximum, log(n_classes): 1 when uniform."""
+    histogram = torch.bincount(classes.long(), minlength=n_classes).double()
+    share = histogram[histogram > 0] / histogram.sum()
+    return -(share * share.log()).sum().item() / math.log(n_classes)
+
+
+def start_guard(
+    config: Config, protocol: Protocol | None, accelerator: Accelerator, actions: int
+) -> CollapseGuard | None:
+    """The run's guard, None when `collapse_guard.every` is 0; `actions` interventions were
+    applied before a resume."""
+    if not config.collapse_guard.every:
+        return None
+    if protocol is None:
+        raise UserError(
+            "collapse_guard.every: the guard compares samples in a feature space, and this "
+            "dataset has no evaluation protocol here (see the message above); set it to 0"
+        )
+    guard = CollapseGuard(config, protocol, accelerator)
+    guard.actions = actions
+    return guard
+
+
+def interventions_applied(config: Config, accelerator: Accelerator, run_dir: Path) -> list[str]:
+    """The interventions in force at the checkpoint a resume starts from."""
+    found = agreed_checkpoint(accelerator, run_dir)
+    guard = (checkpoint.manifest_of(found).get("guard") or {}) if found else {}
+    return config.collapse_guard.interventions[: guard.get("actions", 0)]
+
+
+def intervene(gan: GAN, ema: EMA, run_dir: Path, guard: CollapseGuard, config: Config,
+              tracker: Tracker, step: int) -> tuple[Config, dict[str, Any] | None]:  # fmt: skip
+    """Roll back to the newest healthy checkpoint and apply the next intervention, or only
+    alert when none is left (every process). Returns the config now in force and the counters
+    of the checkpoint rolled back to (None when training goes on from here)."""
+    failing, patience = ", ".join(guard.last_failing), guard.config.patience
+    seen = f"{failing} at {patience} check(s) in a row (step {step})"
+    item = guard.next_intervention()
+    guard.in_a_row = 0
+    if item is None:
+        tracker.alert("collapse", f"{seen}; no intervention left, training goes on", step)
+        return config, None
+    acc = gan.g_accelerator
+    back_to, where = None, "no healthy checkpoint yet, so from here"
+    if agreed_checkpoint(acc, run_dir, "healthy") is not None:
+        back_to, _ = restore(gan, ema, run_dir, acc.process_index, "healthy")
+        where = f"rolled back to the healthy checkpoint of step {back_to['step']}"
+        guard.healthy = True  # that generator passed its check
+    config = with_overrides(config, [item])
+    toolbox = build_toolbox(config, gan.g_bare, guard.index, acc)
+    toolbox.stateful.load_state_dict(gan.toolbox.stateful.state_dict(), strict=False)
+    gan.toolbox = toolbox
+    guard.actions += 1
+    total = len(guard.config.interventions)
+    tracker.alert("collapse", f"{seen}: {where}, applied {item} ({guard.actions}/{total})", step)
+    return config, back_to

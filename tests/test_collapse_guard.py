@@ -1,0 +1,120 @@
+"""The collapse guard: its monitors on hand-made sets, and a real run that it rolls back and
+treats (the benchmark figures, guarded against unguarded, are in the README)."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from conftest import SMALL_MLP, ganpipe
+
+from pipeline.config import load_config
+from pipeline.errors import UserError
+from pipeline.metrics.bins import cell_shares, different_bins, kmeans
+from pipeline.train import checkpoint
+from pipeline.train.collapse_guard import normalised_entropy
+
+
+def grid_points(n, modes, generator):
+    means = torch.tensor([[i, j] for i in range(5) for j in range(5)], dtype=torch.float64) * 2
+    picked = torch.randint(modes, (n,), generator=generator)
+    return means[picked] + 0.05 * torch.randn(n, 2, generator=generator, dtype=torch.float64)
+
+
+def test_different_bins_are_few_for_the_same_distribution_and_most_for_a_collapsed_one():
+    draws = torch.Generator().manual_seed(0)
+    real = grid_points(4000, 25, draws)
+    centres = kmeans(real, 100, seed=0)
+    shares = cell_shares(real, centres)
+    assert shares.sum().item() == pytest.approx(1.0) and (shares > 0).all()  # no empty cell
+    same = different_bins(shares, len(real), grid_points(2000, 25, draws), centres)
+    collapsed = different_bins(shares, len(real), grid_points(2000, 5, draws), centres)
+    assert same < 0.15  # about alpha = 5% of the cells by chance
+    assert collapsed > 0.75  # 20 of 25 modes empty, the other 5 crowded
+    assert torch.equal(kmeans(real, 100, seed=0), centres)  # seeded: the same cells again
+
+
+def test_class_entropy_is_one_when_uniform_and_falls_with_lost_classes():
+    assert normalised_entropy(torch.arange(1000) % 25, 25) == pytest.approx(1.0)
+    assert normalised_entropy(torch.arange(1000) % 5, 25) == pytest.approx(0.5)  # log 5/log 25
+    assert normalised_entropy(torch.zeros(10), 25) == 0.0
+
+
+def test_interventions_are_checked_when_the_config_is_read():
+    ok = load_config(None, ["collapse_guard.interventions=[regularize.r1=1.0, train.lr_d=1e-4]"])
+    assert ok.collapse_guard.interventions == ["regularize.r1=1.0", "train.lr_d=1e-4"]
+    with pytest.raises(UserError, match="models and data cannot change"):
+        load_config(None, ["collapse_guard.interventions=[model.pack=2]"])
+    with pytest.raises(UserError, match=r"collapse_guard.interventions: regularize.r1: -1.0"):
+        load_config(None, ["collapse_guard.interventions=[regularize.r1=-1]"])
+
+
+def test_the_newest_healthy_checkpoint_is_kept_and_chosen(tmp_path):
+    def publish(step, healthy):
+        stage = checkpoint.staging(tmp_path, step)
+        checkpoint.write(stage / checkpoint.STATE, {"step": step})
+        guard = {"healthy": healthy, "actions": 0}
+        checkpoint.publish(tmp_path, step, keep=2, guard=guard)
+
+    for step, healthy in ((10, True), (20, True), (30, False), (40, False)):
+        publish(step, healthy)
+    kept = sorted(p.name for p in checkpoint.directory(tmp_path).iterdir())
+    assert kept == ["step-00000020", "step-00000030", "step-00000040"]
+    assert checkpoint.chosen(tmp_path, "healthy").name == "step-00000020"
+
+
+def guarded_config(path, data, steps, **guard):
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"dir": str(data)},
+                "model": SMALL_MLP,
+                "train": {
+                    "steps": steps,
+                    "batch_size": 64,
+                    "loss": "nonsat",
+                    "checkpoint_every": 10,
+                    "eval_every": 1000,
+                    "log_every": 10,
+                },
+                "eval": {"n_samples_during_training": 200},
+                "collapse_guard": {
+                    "every": 10,
+                    "samples": 200,
+                    "real_samples": 400,
+                    "patience": 2,
+                    **guard,
+                },
+                "tracking": {"wandb": False},
+            }  # fmt: skip
+        )
+    )
+    return path
+
+
+def test_a_collapse_rolls_back_to_the_last_healthy_checkpoint_and_intervenes(ring, tmp_path):
+    """40 healthy steps (the threshold cannot fail); resumed with one that always fails: two
+    failed checks roll back to step 40 and turn R1 on; two more find nothing left to try."""
+    run = tmp_path / "run"
+    lenient = guarded_config(tmp_path / "a.yaml", ring, 40, min_class_entropy=0.01)
+    ganpipe("train", "--config", lenient, "--run-dir", run)
+    strict = guarded_config(
+        tmp_path / "b.yaml", ring, 80, min_class_entropy=0.9999,
+        interventions=["regularize.r1=0.5"],
+    )  # fmt: skip
+    done = ganpipe("train", "--config", strict, "--run-dir", run, "--resume")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    alerts = [r for r in records if r.get("alert") == "collapse"]
+    assert len(alerts) == 2, done.stderr[-2000:]
+    first, second = alerts
+    assert first["step"] == 60 and "class_entropy" in first["text"] and "< 0.9999" in first["text"]
+    assert "rolled back to the healthy checkpoint of step 40" in first["text"]
+    assert "applied regularize.r1=0.5 (1/1)" in first["text"]
+    assert second["step"] == 60 and "no intervention left" in second["text"]  # 40 -> 50 -> 60
+    checks = [r["step"] for r in records if "guard/recall" in r]
+    assert checks == [10, 20, 30, 50, 60, 50, 60, 70]  # the last step is not checked
+    final = checkpoint.manifest_of(checkpoint.latest(run))
+    assert final["step"] == 80 and final["guard"] == {"healthy": False, "actions": 1}
+    again = guarded_config(tmp_path / "c.yaml", ring, 90, interventions=["regularize.r1=0.5"])
+    done = ganpipe("train", "--config", again, "--run-dir", run, "--resume")
+    assert "collapse guard: in force since before the resume: regularize.r1=0.5" in done.stdout
