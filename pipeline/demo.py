@@ -36,7 +36,7 @@ def main() -> None:
     say(f"ganpipe eval --run {run}")
     metrics = evaluate_run(run, seed=0)
 
-    grids = sorted((run / "samples").glob("*.png"))
+    grids = sorted((run / "samples").glob("step-*.png"))
     minutes = (time.perf_counter() - started) / 60
     fid, floor = metrics["fid"], metrics["fid_floor"]
     print(f"""

@@ -91,6 +91,17 @@ class Tracker:
             run = self.accelerator.get_tracker("wandb", unwrap=True)
             self._guard(lambda: run.log({key: wandb.Image(image)}, step=step))
 
+    def histogram(self, key: str, counts: list[int], step: int) -> None:
+        """Counts per mode or class as a W&B histogram (one bar per bin)."""
+        if self.wandb:
+            import numpy as np
+            import wandb
+
+            edges = np.arange(len(counts) + 1) - 0.5
+            run = self.accelerator.get_tracker("wandb", unwrap=True)
+            bars = wandb.Histogram(np_histogram=(np.asarray(counts), edges))
+            self._guard(lambda: run.log({key: bars}, step=step))
+
     def _guard(self, call) -> None:
         try:
             call()

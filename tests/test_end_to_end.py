@@ -46,14 +46,22 @@ def test_run_directory_holds_everything(trained):
     evals = [r for r in records if "eval/fid" in r]
     assert [r["step"] for r in evals] == [15, 30]
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "raw-step-00000015.png",  # the trained generator beside the EMA one
+        "raw-step-00000030.png",
         "step-00000015.png",
         "step-00000030.png",
     ]
+    # The dashboards' health figures: gradient norms, spectral-norm sigmas (D has spectral
+    # norm by default), peak memory.
+    for key in ("grad_norm_d", "grad_norm_g", "sn/D_max", "sn/D_mean", "memory/host_peak_gb"):
+        assert all(np.isfinite(r[key]) and r[key] > 0 for r in losses), key
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "step-00000015",
         "step-00000030",
     ]
     assert list((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    media = (run / "wandb").glob("offline-run-*/files/media/images/samples/*.png")
+    assert {p.name.split("_")[0] for p in media} == {"ema", "raw"}  # side by side in W&B
     rank = json.loads((run / "ranks" / "rank0.json").read_text())
     assert rank["images_seen"] == 30 * 2 * 16 * 2  # steps x n_dis x batch x accumulation
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
 HIGH_QUALITY_STDS = 3.0
 
 
-def mixture_metrics(points: torch.Tensor, means: np.ndarray, std: float) -> dict[str, float]:
+def mixture_metrics(points: torch.Tensor, means: np.ndarray, std: float) -> dict[str, Any]:
     """Modes covered, % high-quality samples (within 3 std of the nearest mean), reverse KL."""
     means_t = torch.as_tensor(means, dtype=torch.float64)
     distances = torch.cdist(points.double(), means_t)  # isotropic: Mahalanobis = euclid / std
@@ -27,4 +29,5 @@ def mixture_metrics(points: torch.Tensor, means: np.ndarray, std: float) -> dict
         "modes_total": k,
         "high_quality_percent": 100.0 * high_quality.double().mean().item(),
         "reverse_kl": reverse_kl,
+        "mode_histogram": counts.long().tolist(),  # high-quality samples per mode
     }

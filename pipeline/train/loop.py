@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from accelerate.utils import set_seed
+from torch import nn
 from tqdm import tqdm
 
 from pipeline import run_dir as runs
@@ -28,6 +29,7 @@ from pipeline.train.determinism import use_deterministic_kernels
 from pipeline.train.distributed import prepare
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
+from pipeline.train.monitoring import peak_memory_gb, sigma_stats
 from pipeline.train.nonfinite import NonFiniteGuard
 from pipeline.train.schedule import lr_factor, set_learning_rates
 from pipeline.train.shared_eval import evaluate_shared, training_protocol
@@ -147,6 +149,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         if step % cfg.log_every == 0 or last:
             values = {**window.summary(cfg.n_dis * global_batch), **toolbox.stats()}
             values.update(guard.stats())
+            values.update(sigma_stats({"G": gan.g_bare, "D": gan.d_bare}))
+            values.update(peak_memory_gb(gan.device))
             skipped = torch.tensor(float(sum(gan.batches.skipped.values())), device=gan.device)
             values["data/skipped"] = accelerator.reduce(skipped, "sum")  # bad samples, all ranks
             values = {k: float(v) for k, v in values.items()}
@@ -164,10 +168,14 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         sampling = step % cfg.sample_every == 0 or last
         measuring = protocol is not None and (step % cfg.eval_every == 0 or last)
         if main and sampling:
-            write_samples(ema.model, config, index, run_dir, tracker, step, accelerator.device)
+            models = {"ema": ema.model, "raw": gan.g_bare}
+            write_samples(models, config, index, run_dir, tracker, step, accelerator.device)
         metrics = evaluate_shared(ema.model, protocol, config, accelerator) if measuring else None
         if metrics:  # on the main process
             tracker.log({f"eval/{k}": v for k, v in metrics.items() if k != "protocol"}, step)
+            for name in ("mode_histogram", "digit_histogram"):
+                if name in metrics:
+                    tracker.histogram(f"eval/{name}", metrics[name], step)
             progress.write(f"step {step}: " + headline(metrics))
         if sampling or measuring:  # the other ranks wait for the main process's extra work
             accelerator.wait_for_everyone()
@@ -295,14 +303,20 @@ def headline(metrics: dict[str, Any]) -> str:
 
 
 def write_samples(
-    generator, config: Config, index, run_dir: Path, tracker, step: int, device
-) -> None:
-    """A picture from the same fixed noise at every step, so runs and steps compare by eye."""
-    if index["kind"] == "points":
-        points, _ = generate(generator, 2500, config.seed, device=device)
-        picture = scatter(points, means=torch.tensor(index["mixture"]["means"]).numpy())
-    else:
-        images, _ = generate(generator, config.eval.grid_size, config.seed, device=device)
-        picture = image_grid(images, columns=generator.n_classes or None)
-    picture.save(run_dir / "samples" / f"step-{step:08d}.png")
-    tracker.image("samples/ema", picture, step)
+    generators: dict[str, nn.Module], config: Config, index, run_dir: Path, tracker, step: int,
+    device,
+) -> None:  # fmt: skip
+    """Pictures from the same fixed noise at every step, so runs and steps compare by eye:
+    samples/step-N.png from the EMA generator, raw-step-N.png from the trained one; both go
+    to W&B side by side (samples/ema, samples/raw). Conditional models get a column per
+    class."""
+    for name, generator in generators.items():
+        if index["kind"] == "points":
+            points, _ = generate(generator, 2500, config.seed, device=device)
+            picture = scatter(points, means=torch.tensor(index["mixture"]["means"]).numpy())
+        else:
+            images, _ = generate(generator, config.eval.grid_size, config.seed, device=device)
+            picture = image_grid(images, columns=generator.n_classes or None)
+        prefix = "" if name == "ema" else f"{name}-"
+        picture.save(run_dir / "samples" / f"{prefix}step-{step:08d}.png")
+        tracker.image(f"samples/{name}", picture, step)

@@ -10,12 +10,18 @@ from pipeline.config import NonFiniteConfig
 from pipeline.errors import UserError
 
 
-def finite_update(loss: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """Whether the loss and the model's gradients are all finite, as a 0-d bool tensor (the
-    gradients are those every rank shares once they are synced)."""
+def gradient_norm(model: nn.Module) -> torch.Tensor:
+    """The L2 norm of the model's gradients (those every rank shares once they are synced),
+    as a 0-d tensor on the device: logged, and part of the finiteness check."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=loss.device)
-    return torch.isfinite(loss.detach().sum() + norm)  # non-finite if either one is
+    if not grads:
+        return torch.zeros((), device=next(model.parameters()).device)
+    return torch.nn.utils.get_total_norm(grads)
+
+
+def finite_update(loss: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """Whether the loss and the gradients' norm are both finite, as a 0-d bool tensor."""
+    return torch.isfinite(loss.detach().sum() + norm)
 
 
 class NonFiniteGuard:

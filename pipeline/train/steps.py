@@ -14,7 +14,7 @@ from torch import nn
 
 from pipeline.data.reader import Batch
 from pipeline.train.distributed import everyone
-from pipeline.train.nonfinite import finite_update
+from pipeline.train.nonfinite import finite_update, gradient_norm
 from pipeline.train.penalties import Judged
 from pipeline.train.toolbox import Toolbox
 
@@ -92,14 +92,16 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
             acc.backward(loss + penalty)  # averaged over micro-batches by the accelerator
         box.augment.observe(real_logits)
         stats += torch.stack([loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
-    finite = everyone(acc, finite_update(stats[:2], gan.d_bare))
+    norm = gradient_norm(gan.d_bare)
+    finite = everyone(acc, finite_update(stats[:2], norm))
     if finite:  # under DeepSpeed the engine has already stepped: then this only counts
         gan.opt_d.step()
     else:  # nor do the toolbox's averages keep the NaNs
         box.stateful.load_state_dict(kept)
     gan.d_steps += 1
     names = ("loss_d", "penalty_d", "d_real", "d_fake")
-    return {**dict(zip(names, stats, strict=True)), "n": gan.grad_accum, "finite": finite}
+    stats = {**dict(zip(names, stats, strict=True)), "n": gan.grad_accum, "finite": finite}
+    return {**stats, "grad_norm_d": norm * gan.grad_accum}  # the log averages over n
 
 
 def generator_step(gan: GAN, batch_size: int) -> dict:
@@ -126,8 +128,10 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
                 extra = sum(term(gan) for term in box.g_terms)
             acc.backward(loss + extra)
         total += loss.detach()
-    finite = everyone(acc, finite_update(total, gan.g_bare))
+    norm = gradient_norm(gan.g_bare)
+    finite = everyone(acc, finite_update(total, norm))
     if finite:
         gan.opt_g.step()
     gan.d_bare.requires_grad_(True)
-    return {"loss_g": total, "n": gan.grad_accum, "finite": finite}
+    return {"loss_g": total, "grad_norm_g": norm * gan.grad_accum, "n": gan.grad_accum,
+            "finite": finite}  # fmt: skip
