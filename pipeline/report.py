@@ -20,6 +20,7 @@ NEWEST_GRIDS = 4
 PANELS = [
     ("Losses", ["loss_d", "loss_g"]),
     ("D on real and generated", ["d_real", "d_fake"]),
+    ("Gradient norms", ["grad_norm_d", "grad_norm_g"]),
     ("Distances to the data (lower is better)", ["eval/fid", "eval/kid", "eval/reverse_kl"]),
     (
         "Precision, recall, density, coverage",
