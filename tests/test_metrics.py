@@ -182,3 +182,22 @@ def test_images_without_a_bundled_extractor_need_inception_and_say_how_to_get_it
     )
     with pytest.raises(UserError, match="eval.extractor"):
         extractor_for(index, "clip")
+
+
+def test_missing_inception_weights_name_the_file_and_where_it_goes(tmp_path, monkeypatch):
+    """With torch-fidelity present (pretended: it needs a torchvision this machine lacks),
+    offline and without the weights file, the error names the file, the option and the
+    cache folder torch hub would read."""
+    import torchmetrics.utilities.imports as imports
+
+    from pipeline.metrics.extractors import INCEPTION_WEIGHTS, InceptionFeatures
+
+    monkeypatch.setattr(imports, "_TORCH_FIDELITY_AVAILABLE", True)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(UserError) as error:
+        InceptionFeatures()
+    message = str(error.value)
+    assert "offline" in message and INCEPTION_WEIGHTS in message
+    assert "--inception-weights PATH" in message and str(tmp_path / "torch") in message
+    with pytest.raises(UserError, match="--inception-weights /nowhere/w.pth: no such file"):
+        InceptionFeatures("/nowhere/w.pth")
