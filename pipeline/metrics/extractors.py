@@ -10,13 +10,13 @@ read from those features (for the Inception Score and class histograms).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from pipeline.errors import UserError
+from pipeline.files import sha256
 from pipeline.metrics.classifier import FEATURES, VERSION, digit_classifier
 
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
@@ -71,14 +71,6 @@ def _hub_weights() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class InceptionFeatures:
     """torchmetrics' InceptionV3 (torch-fidelity's FID network): 2048-d pool features; the
     logits are those features through the network's last layer without its bias, as
@@ -108,7 +100,7 @@ class InceptionFeatures:
             antialias=False,  # TensorFlow 1's bilinear resize, as published FIDs were computed
         ).to(device)
         self.projection = self.network.fc.weight.detach().to(device)  # (1008, 2048)
-        self.weights_path, self.weights_sha256 = path, _sha256(path)
+        self.weights_path, self.weights_sha256 = path, sha256(path)
         self.device = device
 
     @torch.no_grad()
