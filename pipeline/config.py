@@ -173,7 +173,7 @@ class CollapseGuardConfig:
     every: int = bounded(0, 0)  # steps between checks; 0 = off
     start: int = bounded(0, 0)  # no checks before this step (a young generator is collapsed)
     samples: int = bounded(1000, 10)
-    real_samples: int = bounded(2000, 10)
+    real_samples: int = bounded(2000, 10)  # from every training shard alike
     patience: int = bounded(2, 1)
     min_recall: float = bounded(0.0, 0.0, 1.0)  # k = 3, of the real set by generated samples
     min_coverage: float = bounded(0.0, 0.0, 1.0)  # k = 5

@@ -111,11 +111,12 @@ def training_batches(
 
 
 def evaluation_batches(
-    data_dir: str | Path, batch_size: int, split: str = "test"
+    data_dir: str | Path, batch_size: int, split: str = "test", shards: slice = slice(None)
 ) -> Iterator[Batch]:
-    """One ordered pass over a split, on one process."""
+    """One ordered pass over a split (or the `shards` of it), on one process."""
     index = read_index(data_dir)
-    records = wds.tarfile_samples([{"url": url} for url in shard_paths(data_dir, index, split)])
+    urls = shard_paths(data_dir, index, split)[shards]
+    records = wds.tarfile_samples([{"url": url} for url in urls])
     problems = Problems()
     stored = stored_samples(records, Expected(index["shape"], index["classes"]), problems)
     arrays = ((decoded(s, problems), s) for s in stored)
@@ -127,3 +128,17 @@ def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Te
     """A whole split in memory (evaluation references are small)."""
     batches = list(evaluation_batches(data_dir, 1000, split))
     return torch.cat([b.x for b in batches]), torch.cat([b.y for b in batches])
+
+
+def spread_sample(data_dir: str | Path, n: int, split: str = "train") -> tuple[torch.Tensor, ...]:
+    """About `n` samples and their labels, taken from the start of every shard alike: a
+    fixed set that reaches every class even when the shards are sorted by class."""
+    shards = len(read_index(data_dir)["splits"][split]["shards"])
+    per_shard = -(-n // shards)
+    xs, ys = [], []
+    for k in range(shards):
+        batch = next(evaluation_batches(data_dir, per_shard, split, slice(k, k + 1)), None)
+        if batch is not None:
+            xs.append(batch.x)
+            ys.append(batch.y)
+    return torch.cat(xs)[:n], torch.cat(ys)[:n]

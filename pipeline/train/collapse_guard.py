@@ -2,7 +2,8 @@
 the decision to act on them (see `CollapseGuardConfig`).
 
 Every `every` steps the generator draws `samples` points or images (shared by the
-processes); the main process compares them with a fixed real set drawn at the start:
+processes); the main process compares them with a fixed real set drawn at the start
+(from every shard alike):
 recall (k = 3) and coverage (k = 5) of the real set, the share of statistically different
 k-means cells, the entropy of the predicted classes, and D's accuracy. A check fails when a
 watched signal crosses its threshold; `patience` failures in a row trigger the loop's
@@ -21,7 +22,7 @@ from accelerate.utils import broadcast_object_list
 from torch import nn
 
 from pipeline.config import CollapseGuardConfig, Config, with_overrides
-from pipeline.data.reader import evaluation_batches
+from pipeline.data.reader import spread_sample
 from pipeline.errors import UserError
 from pipeline.metrics.bins import cell_shares, different_bins, kmeans
 from pipeline.metrics.evaluate import Protocol
@@ -38,25 +39,12 @@ from pipeline.train.toolbox import build_toolbox
 BINS = 100
 
 
-def first_samples(data_dir, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first `n` samples of the training split (a fixed set: the same at every check and
-    on every rank)."""
-    xs, ys, kept = [], [], 0
-    for batch in evaluation_batches(data_dir, 500, "train"):
-        xs.append(batch.x)
-        ys.append(batch.y)
-        kept += len(batch.x)
-        if kept >= n:
-            break
-    return torch.cat(xs)[:n], torch.cat(ys)[:n]
-
-
 class CollapseGuard:
     def __init__(self, config: Config, protocol: Protocol, accelerator: Accelerator):
         self.config: CollapseGuardConfig = config.collapse_guard
         self.protocol, self.accelerator, self.seed = protocol, accelerator, config.seed
         self.batch = config.eval.batch_size
-        self.real_x, self.real_y = first_samples(config.data.dir, self.config.real_samples)
+        self.real_x, self.real_y = spread_sample(config.data.dir, self.config.real_samples)
         self.real, _ = protocol.monitor_rows(self.real_x)
         self.centres = kmeans(self.real, min(BINS, len(self.real) // 2), config.seed)
         self.real_shares = cell_shares(self.real, self.centres)
