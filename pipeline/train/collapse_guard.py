@@ -120,7 +120,8 @@ class CollapseGuard:
             if usable:
                 y = y[:usable].to(acc.device) if conditional else None
                 logits = discriminator(x[:usable].to(acc.device), y).float().flatten()
-                counts += torch.stack([(sign * logits > 0).sum(), torch.tensor(len(logits))])
+                right = (sign * logits > 0).sum().float()
+                counts += torch.stack([right, torch.tensor(float(len(logits)), device=acc.device)])
         discriminator.train(was_training)
         counts = acc.reduce(counts, "sum")
         return float(counts[0] / counts[1].clamp(min=1))
