@@ -84,6 +84,13 @@ def parser() -> argparse.ArgumentParser:
     )
     collapse.add_argument("--jobs", type=int, default=1, help="runs at once (cores are shared)")
     collapse.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
+    throughput = bench.add_parser(
+        "throughput", help="training, loader and evaluation speed beside a plain PyTorch loop"
+    )
+    throughput.add_argument("--out", type=Path, default=Path("bench/throughput"))
+    throughput.add_argument("--configs", default="mlp-ring,dcgan-32,biggan-32")
+    throughput.add_argument("--steps", type=int, help="steps per timed window")
+    throughput.add_argument("overrides", nargs="*", metavar="key=value", help="applied to all")
     scaling = bench.add_parser("scaling", help="per-iteration compute, all-reduce, GPU scaling")
     scaling.add_argument("configs", nargs="+", type=Path, help="experiment YAML files")
     scaling.add_argument("--gpus", default="8,16,32,64,128,256")
@@ -239,6 +246,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_collapse(args)
     if args.benchmark == "scaling":
         return bench_scaling(args)
+    if args.benchmark == "throughput":
+        from pipeline.bench import throughput
+
+        names = pick("--configs", args.configs, throughput.CONFIGS)
+        result = throughput.run(args.out, names, args.overrides, args.steps)
+        print(throughput.table(result))
+        return 0
     from pipeline.bench import families
 
     families.run(args.out, pick("--families", args.families, families.CONFIGS), args.overrides)

@@ -1,0 +1,141 @@
+"""`ganpipe bench throughput`: how fast the pipeline trains, reads its shards and evaluates, beside
+a plain PyTorch loop with the same models, batch, loss and dtype (pipeline/bench/plain_loop.py).
+
+- pipeline: a real `ganpipe train` process (one process, its loader, toolbox, checks and
+  logging; no evaluation, samples or checkpoints in the timed window); images/s of its second
+  log window, so start-up and warm-up are not counted;
+- baseline: the plain loop in this process, after the same number of warm-up steps;
+- `time_ratio` = baseline_img_s / pipeline_img_s: the pipeline's time per image over the
+  plain loop's (1.05 = 5% slower);
+- loader: images/s of the training stream alone (decode, shuffle, augment) per worker count,
+  and the best of them over the pipeline's step rate (the loader must never be the limit);
+- evaluation: generated samples/s through the protocol's feature extractor;
+- memory: the training process's peak (accelerator memory on a GPU, resident memory here).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.bench.plain_loop import plain_images_per_second
+from pipeline.config import load_config
+from pipeline.data.reader import dataset_index, training_batches
+from pipeline.data.shards import build
+from pipeline.metrics.evaluate import Protocol
+from pipeline.models import build_models
+from pipeline.sampling import generate
+
+# name: (config, data source, steps per timed window)
+CONFIGS = {
+    "mlp-ring": ("configs/ring.yaml", "mog-ring", 400),
+    "dcgan-32": ("configs/quickstart.yaml", "digits", 30),
+    "biggan-32": ("configs/biggan-digits.yaml", "digits", 10),
+}
+WORKERS = (0, 1, 2)
+
+
+def pipeline_rate(config: str, data: Path, steps: int, overrides: list[str]) -> dict[str, float]:
+    """Images/s and peak memory of a real training process over its second window."""
+    with tempfile.TemporaryDirectory() as tmp:
+        never = 10**9
+        flags = [f"data.dir={data}", f"train.steps={2 * steps}", f"train.log_every={steps}",
+                 f"train.eval_every={never}", f"train.sample_every={never}",
+                 f"train.checkpoint_every={never}", "tracking.wandb=false"]  # fmt: skip
+        command = [sys.executable, "-m", "pipeline.cli", "train", "--config", config,
+                   "--run-dir", f"{tmp}/run", *flags, *overrides]  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True, text=True)
+        records = [json.loads(line) for line in Path(f"{tmp}/run/metrics.jsonl").open()]
+    timed = [r for r in records if "img_per_s" in r][-1]
+    memory = timed.get("memory/gpu_peak_gb", timed["memory/host_peak_gb"])
+    return {"img_s": timed["img_per_s"], "peak_memory_gb": memory}
+
+
+def loader_rates(data: Path, batch_size: int, batches: int = 60) -> dict[str, float]:
+    """Images/s of the training stream per worker count, after its first batch."""
+    rates = {}
+    for workers in WORKERS:
+        stream = iter(training_batches(data, batch_size, seed=0, workers=workers))
+        next(stream)  # workers started, buffers filled
+        started = time.perf_counter()
+        for _ in range(batches):
+            next(stream)
+        rates[str(workers)] = batches * batch_size / (time.perf_counter() - started)
+    return rates
+
+
+def eval_rate(config, index: dict[str, Any], n: int = 2000) -> float:
+    """Samples/s of generation plus feature extraction, as evaluations run them."""
+    generator, _ = build_models(config.model, index)
+    protocol = Protocol(config.data.dir, index)
+    protocol.summarize(generate(generator, 100, 0)[0])  # extractor trained or loaded first
+    started = time.perf_counter()
+    samples, _ = generate(generator, n, 0, config.eval.batch_size)
+    protocol.summarize(samples)
+    return n / (time.perf_counter() - started)
+
+
+def measure(name: str, out: Path, overrides: list[str], steps: int | None) -> dict[str, Any]:
+    config_path, source, default_steps = CONFIGS[name]
+    steps = steps or default_steps
+    data = out / "data" / source
+    if not (data / "index.json").is_file():
+        build(source, data)
+    config = load_config(config_path, [f"data.dir={data}", *overrides])
+    index = dataset_index(config.data)
+    cfg = config.train
+    pipeline = pipeline_rate(config_path, data, steps, overrides)
+    baseline = plain_images_per_second(config, index, steps, warmup=steps)
+    loader = loader_rates(data, cfg.batch_size)
+    return {
+        "config": name,
+        "file": config_path,
+        "model": config.model.family,
+        "resolution": index["shape"][-1] if index["kind"] == "image" else None,
+        "batch_size": cfg.batch_size,
+        "n_dis": cfg.n_dis,
+        "dtype": "bf16" if cfg.mixed_precision == "bf16" else "fp32",
+        "pipeline_img_s": pipeline["img_s"],
+        "baseline_img_s": baseline,
+        "time_ratio": baseline / pipeline["img_s"],
+        "loader_img_s": loader,
+        "loader_over_step": max(loader.values()) / pipeline["img_s"],
+        "eval_samples_s": eval_rate(config, index),
+        "peak_memory_gb": pipeline["peak_memory_gb"],
+    }
+
+
+def run(
+    out: Path, names: list[str], overrides: list[str], steps: int | None = None
+) -> dict[str, Any]:
+    rows = [measure(name, out, overrides, steps) for name in names]
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    result = {"device": device, "threads": torch.get_num_threads(), "configs": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "throughput.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"device: {result['device']}, {result['threads']} threads",
+        "| config | batch x n_dis | pipeline img/s | plain loop img/s | time_ratio | "
+        "loader img/s (0/1/2 workers) | loader / step | eval samples/s | peak GB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in result["configs"]:
+        loader = " / ".join(f"{v:.0f}" for v in r["loader_img_s"].values())
+        lines.append(
+            f"| {r['config']} | {r['batch_size']} x {r['n_dis']} | {r['pipeline_img_s']:.0f} | "
+            f"{r['baseline_img_s']:.0f} | {r['time_ratio']:.3f} | {loader} | "
+            f"{r['loader_over_step']:.1f}x | {r['eval_samples_s']:.0f} | "
+            f"{r['peak_memory_gb']:.2f} |"
+        )
+    return "\n".join(lines)
