@@ -9,9 +9,9 @@ import warnings
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.inception import InceptionScore
-from torchmetrics.image.kid import KernelInceptionDistance
+
+# torchmetrics is imported where it is used: it pulls in scipy.signal, seconds of start-up
+# that training without evaluation does not need.
 
 KID_SUBSETS, KID_SUBSET_SIZE, IS_SPLITS = 100, 1000, 10
 # The features are in memory already: torchmetrics' warning that it buffers them says nothing.
@@ -34,6 +34,8 @@ class _Precomputed(nn.Module):
 
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
     fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), sync_on_compute=False)
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
@@ -42,6 +44,8 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 def kernel_distance(real: torch.Tensor, fake: torch.Tensor, seed: int) -> tuple[float, float]:
     """KID (polynomial kernel, unbiased MMD^2): mean and std over random subsets."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     size = min(KID_SUBSET_SIZE, len(real), len(fake))
     kid = KernelInceptionDistance(
         feature=_Precomputed(real.shape[1]),
@@ -59,6 +63,8 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor, seed: int) -> tuple[
 
 def inception_score(logits: torch.Tensor, seed: int) -> tuple[float, float]:
     """IS = exp(E KL(p(y|x) || p(y))) over `IS_SPLITS` splits: mean and std."""
+    from torchmetrics.image.inception import InceptionScore
+
     score = InceptionScore(
         feature=_Precomputed(logits.shape[1]), splits=IS_SPLITS, sync_on_compute=False
     )
