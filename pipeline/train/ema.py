@@ -27,10 +27,13 @@ class EMA:
         weight = 1.0 - self.decay_at(step)
         mine = [*self.model.parameters(), *self.model.buffers()]
         live = [*model.parameters(), *model.buffers()]
-        for average, current in zip(mine, live, strict=True):
-            if average.is_floating_point():
-                average.lerp_(current.detach(), weight)
-            else:
+        pairs = list(zip(mine, live, strict=True))
+        averages = [a for a, _ in pairs if a.is_floating_point()]
+        currents = [c for a, c in pairs if a.is_floating_point()]
+        if averages:  # one fused update of every tensor, not a kernel per tensor
+            torch._foreach_lerp_(averages, currents, weight)
+        for average, current in pairs:
+            if not average.is_floating_point():
                 average.copy_(current)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
