@@ -15,6 +15,7 @@ def test_shellcheck_finds_nothing():
     shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent))
     if shellcheck is None:
         pytest.fail("shellcheck is missing: it comes with the dev extras (pip install -e '.[dev]')")
-    scripts = [*sorted((ROOT / "slurm").glob("*.sbatch")), ROOT / ".ci" / "run"]
+    scripts = [*sorted((ROOT / "slurm").glob("*.sbatch")), ROOT / ".ci" / "run",
+               *sorted((ROOT / "benchmarks").glob("*.sh"))]  # fmt: skip
     done = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

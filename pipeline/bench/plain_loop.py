@@ -1,7 +1,8 @@
 """The baseline of `ganpipe bench throughput`: the training step as a plain PyTorch loop would
 write it, with the run's models, batch, loss, n_dis, R1, EMA and dtype, on one fixed real batch
 already on the device: no loader, no Accelerate, no finiteness checks, no logging. What the
-pipeline costs over it is the price of its machinery."""
+pipeline costs over it is the price of its machinery. The same step, run once under a FLOP
+counter, gives the FLOPs per image behind the MFU figures."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import copy
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.config import Config
 from pipeline.data.reader import spread_sample
@@ -16,62 +18,96 @@ from pipeline.models import build_models
 from pipeline.train.losses import adversarial_loss
 
 
-def plain_images_per_second(
-    config: Config, index: dict, steps: int, warmup: int, device: str = "cpu"
-) -> float:
-    """Images per second (n_dis x batch per step, as the pipeline counts) over `steps` steps
-    after `warmup` untimed ones."""
-    cfg, reg = config.train, config.regularize
-    torch.manual_seed(config.seed)
-    G, D = (m.to(device) for m in build_models(config.model, index))
-    ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_decay else None
-    opt_g = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=tuple(cfg.betas_g), foreach=True)
-    opt_d = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=tuple(cfg.betas_d), foreach=True)
-    loss = adversarial_loss(cfg.loss, cfg.relativistic)
-    real, labels = spread_sample(config.data.dir, cfg.batch_size)
-    real = real.to(device)
-    y = labels.to(device) if G.n_classes else None
-    bf16 = torch.autocast(device, torch.bfloat16, enabled=cfg.mixed_precision == "bf16")
+class PlainLoop:
+    def __init__(self, config: Config, index: dict, device: str = "cpu"):
+        cfg = config.train
+        self.config, self.device = config, device
+        torch.manual_seed(config.seed)
+        self.G, self.D = (m.to(device) for m in build_models(config.model, index))
+        self.ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema_decay else None
+        betas_g, betas_d = tuple(cfg.betas_g), tuple(cfg.betas_d)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=betas_g, foreach=True)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=betas_d, foreach=True)
+        self.loss = adversarial_loss(cfg.loss, cfg.relativistic)
+        real, labels = spread_sample(config.data.dir, cfg.batch_size)
+        self.real = real.to(device)
+        self.y = labels.to(device) if self.G.n_classes else None
+        self.both_y = None if self.y is None else torch.cat([self.y, self.y])
+        self.images_per_step = cfg.n_dis * cfg.batch_size
 
-    both_y = None if y is None else torch.cat([y, y])
+    def autocast(self):
+        bf16 = self.config.train.mixed_precision == "bf16"
+        return torch.autocast(self.device, torch.bfloat16, enabled=bf16)
 
-    def step(k: int) -> None:
+    def step(self, k: int, penalties: bool = True) -> None:
+        cfg, reg = self.config.train, self.config.regularize
+        G, D, real, y = self.G, self.D, self.real, self.y
         for d_step in range(cfg.n_dis):
-            z = torch.randn(len(real), G.z_dim, device=device)
-            with torch.no_grad(), bf16:
+            z = torch.randn(len(real), G.z_dim, device=self.device)
+            with torch.no_grad(), self.autocast():
                 fake = G(z, y)
-            with bf16:
-                logits = D(torch.cat([real, fake.to(real.dtype)]), both_y).float()
+            with self.autocast():
+                logits = D(torch.cat([real, fake.to(real.dtype)]), self.both_y).float()
                 real_logits, fake_logits = logits.chunk(2)
-                d_loss = loss.d_loss(real_logits, fake_logits)
-                if reg.r1 and (k * cfg.n_dis + d_step) % reg.r1_every == 0:  # lazy R1
+                d_loss = self.loss.d_loss(real_logits, fake_logits)
+                lazy_r1 = reg.r1 and (k * cfg.n_dis + d_step) % reg.r1_every == 0
+                if penalties and lazy_r1:
                     x = real.detach().requires_grad_(True)
                     (grad,) = torch.autograd.grad(D(x, y).float().sum(), x, create_graph=True)
                     norm2 = grad.float().pow(2).flatten(1).sum(1)
                     d_loss = d_loss + reg.r1 / 2 * reg.r1_every * norm2.mean()
-            opt_d.zero_grad(set_to_none=True)
+            self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
-            opt_d.step()
+            self.opt_d.step()
         D.requires_grad_(False)
-        with bf16:
+        with self.autocast():
             with torch.no_grad():
-                anchor = D(real, y).float() if loss.uses_real_in_g else None
-            z = torch.randn(len(real), G.z_dim, device=device)
-            g_loss = loss.g_loss(D(G(z, y), y).float(), anchor)
-        opt_g.zero_grad(set_to_none=True)
+                anchor = D(real, y).float() if self.loss.uses_real_in_g else None
+            z = torch.randn(len(real), G.z_dim, device=self.device)
+            g_loss = self.loss.g_loss(D(G(z, y), y).float(), anchor)
+        self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
-        opt_g.step()
+        self.opt_g.step()
         D.requires_grad_(True)
-        if ema is not None:
-            torch._foreach_lerp_(list(ema.parameters()), list(G.parameters()), 1 - cfg.ema_decay)
+        if self.ema is not None:
+            weight = 1 - cfg.ema_decay
+            torch._foreach_lerp_(list(self.ema.parameters()), list(G.parameters()), weight)
 
-    for k in range(warmup):
-        step(k)
+    def images_per_second(self, steps: int, warmup: int) -> float:
+        """Over `steps` steps after `warmup` untimed ones (n_dis x batch images per step, as
+        the pipeline counts them)."""
+        for k in range(warmup):
+            self.step(k)
+        self.synchronize()
+        started = time.perf_counter()
+        for k in range(warmup, warmup + steps):
+            self.step(k)
+        self.synchronize()
+        return steps * self.images_per_step / (time.perf_counter() - started)
+
+    def flops_per_image(self) -> float:
+        """Forward and backward FLOPs of G and D per training image. Penalties are left out:
+        the FLOP counter cannot follow R1's double backward."""
+        with FlopCounterMode(display=False) as counter:
+            self.step(0, penalties=False)
+        return counter.get_total_flops() / self.images_per_step
+
+    def synchronize(self) -> None:
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+
+def peak_flops(device: str, dtype: torch.dtype, repeats: int = 20) -> float:
+    """The device's measured matrix-multiply rate (FLOP/s) at `dtype`: the MFU denominator."""
+    size = 8192 if device == "cuda" else 1024  # large enough to reach the peak
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b  # warm-up
     if device == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
-    for k in range(warmup, warmup + steps):
-        step(k)
+    for _ in range(repeats):
+        a @ b
     if device == "cuda":
         torch.cuda.synchronize()
-    return steps * cfg.n_dis * cfg.batch_size / (time.perf_counter() - started)
+    return 2 * size**3 * repeats / (time.perf_counter() - started)

@@ -10,7 +10,10 @@ a plain PyTorch loop with the same models, batch, loss and dtype (pipeline/bench
 - loader: images/s of the training stream alone (decode, shuffle, augment) per worker count,
   and the best of them over the pipeline's step rate (the loader must never be the limit);
 - evaluation: generated samples/s through the protocol's feature extractor;
-- memory: the training process's peak (accelerator memory on a GPU, resident memory here).
+- memory: the training process's peak (accelerator memory on a GPU, resident memory here);
+- MFU: the training FLOPs per image (G and D forward and backward, counted by torch's FLOP
+  counter on the plain step; penalties such as R1 not counted) times the pipeline's images/s, over
+  the device's measured matrix-multiply rate at the run's dtype.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from pipeline.bench.plain_loop import plain_images_per_second
+from pipeline.bench.plain_loop import PlainLoop, peak_flops
 from pipeline.config import load_config
 from pipeline.data.reader import dataset_index, training_batches
 from pipeline.data.shards import build
@@ -33,12 +37,28 @@ from pipeline.metrics.evaluate import Protocol
 from pipeline.models import build_models
 from pipeline.sampling import generate
 
-# name: (config, data source, steps per timed window)
+# name: (config, data source, steps per timed window). random-128: noise images with 1000
+# classes standing in for ImageNet at 128 px (benchmarks/gpu_check.sh; too big for a CPU).
 CONFIGS = {
     "mlp-ring": ("configs/ring.yaml", "mog-ring", 400),
     "dcgan-32": ("configs/quickstart.yaml", "digits", 30),
     "biggan-32": ("configs/biggan-digits.yaml", "digits", 10),
+    "biggan-128": ("configs/biggan-imagenet128.yaml", "random-128", 10),
 }
+
+
+def build_data(source: str, data: Path) -> None:
+    if source != "random-128":
+        build(source, data)
+        return
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2048, 128, 128, 3), dtype=np.uint8)
+    arrays = data.parent / "random-128.npz"
+    arrays.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(arrays, images=images, labels=np.arange(len(images)) % 1000)
+    build("npz", data, path=arrays, resolution=128, channels=3)
+
+
 WORKERS = (0, 1, 2)
 
 
@@ -87,12 +107,17 @@ def measure(name: str, out: Path, overrides: list[str], steps: int | None) -> di
     steps = steps or default_steps
     data = out / "data" / source
     if not (data / "index.json").is_file():
-        build(source, data)
+        build_data(source, data)
     config = load_config(config_path, [f"data.dir={data}", *overrides])
     index = dataset_index(config.data)
     cfg = config.train
     pipeline = pipeline_rate(config_path, data, steps, overrides)
-    baseline = plain_images_per_second(config, index, steps, warmup=steps)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    plain = PlainLoop(config, index, device)
+    baseline = plain.images_per_second(steps, warmup=steps)
+    bf16 = cfg.mixed_precision == "bf16"
+    peak = peak_flops(device, torch.bfloat16 if bf16 and device == "cuda" else torch.float32)
+    flops = plain.flops_per_image()
     loader = loader_rates(data, cfg.batch_size)
     return {
         "config": name,
@@ -101,13 +126,16 @@ def measure(name: str, out: Path, overrides: list[str], steps: int | None) -> di
         "resolution": index["shape"][-1] if index["kind"] == "image" else None,
         "batch_size": cfg.batch_size,
         "n_dis": cfg.n_dis,
-        "dtype": "bf16" if cfg.mixed_precision == "bf16" else "fp32",
+        "dtype": "bf16" if bf16 else "fp32",
         "pipeline_img_s": pipeline["img_s"],
         "baseline_img_s": baseline,
         "time_ratio": baseline / pipeline["img_s"],
         "loader_img_s": loader,
         "loader_over_step": max(loader.values()) / pipeline["img_s"],
         "eval_samples_s": eval_rate(config, index),
+        "train_flops_per_image": flops,
+        "peak_flops_measured": peak,
+        "mfu": flops * pipeline["img_s"] / peak,
         "peak_memory_gb": pipeline["peak_memory_gb"],
     }
 
@@ -118,6 +146,7 @@ def run(
     rows = [measure(name, out, overrides, steps) for name in names]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     result = {"device": device, "threads": torch.get_num_threads(), "configs": rows}
+    result["torch"] = torch.__version__
     out.mkdir(parents=True, exist_ok=True)
     (out / "throughput.json").write_text(json.dumps(result, indent=2))
     return result
@@ -127,8 +156,8 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"device: {result['device']}, {result['threads']} threads",
         "| config | batch x n_dis | pipeline img/s | plain loop img/s | time_ratio | "
-        "loader img/s (0/1/2 workers) | loader / step | eval samples/s | peak GB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "loader img/s (0/1/2 workers) | loader / step | eval samples/s | peak GB | MFU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in result["configs"]:
         loader = " / ".join(f"{v:.0f}" for v in r["loader_img_s"].values())
@@ -136,6 +165,6 @@ def table(result: dict[str, Any]) -> str:
             f"| {r['config']} | {r['batch_size']} x {r['n_dis']} | {r['pipeline_img_s']:.0f} | "
             f"{r['baseline_img_s']:.0f} | {r['time_ratio']:.3f} | {loader} | "
             f"{r['loader_over_step']:.1f}x | {r['eval_samples_s']:.0f} | "
-            f"{r['peak_memory_gb']:.2f} |"
+            f"{r['peak_memory_gb']:.2f} | {r['mfu']:.1%} |"
         )
     return "\n".join(lines)
