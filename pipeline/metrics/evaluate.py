@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from pipeline.data.reader import read_index
-from pipeline.errors import UserError
 from pipeline.metrics.extractors import DigitFeatures, Extractor, extractor_for
 from pipeline.metrics.fidelity import frechet_distance, inception_score, kernel_distance
 from pipeline.metrics.mixtures import mixture_metrics
@@ -25,17 +24,6 @@ from pipeline.metrics.reference import dataset_hash, reference_features
 from pipeline.metrics.stacked import stacked_metrics, stacked_modes
 
 BATCH = 500
-
-
-def supported(index: dict[str, Any]) -> bool:
-    """Whether this dataset has an evaluation protocol: every image set has one (InceptionV3
-    features when no bundled extractor fits), 2D mixtures too."""
-    return index["kind"] in ("points", "image")
-
-
-def require_supported(data_dir: str | Path, index: dict[str, Any]) -> None:
-    if not supported(index):
-        raise UserError(f"{data_dir}: no evaluation protocol for {index['kind']!r} data")
 
 
 class Protocol:
@@ -49,7 +37,6 @@ class Protocol:
         inception_weights: str | Path | None = None,
         device: torch.device | str = "cpu",
     ):
-        require_supported(data_dir, index)
         self.data_dir, self.index, self.device = Path(data_dir), index, device
         self.kind = "points" if index["kind"] == "points" else index["source"]
         self.extractor: Extractor | None = None
