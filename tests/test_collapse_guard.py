@@ -108,7 +108,7 @@ def test_a_collapse_rolls_back_to_the_last_healthy_checkpoint_and_intervenes(rin
     assert len(alerts) == 2, done.stderr[-2000:]
     first, second = alerts
     assert first["step"] == 60 and "class_entropy" in first["text"] and "< 0.9999" in first["text"]
-    assert "rolled back to the healthy checkpoint of step 40" in first["text"]
+    assert "rolled back to step 40 (no collapse seen there)" in first["text"]
     assert "applied regularize.r1=0.5 (1/1)" in first["text"]
     assert second["step"] == 60 and "no intervention left" in second["text"]  # 40 -> 50 -> 60
     checks = [r["step"] for r in records if "guard/recall" in r]

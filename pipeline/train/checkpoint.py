@@ -62,8 +62,9 @@ def latest(run_dir: Path) -> Path | None:
 
 def chosen(run_dir: Path, which: str | None = None) -> Path | None:
     """The checkpoint `which` names: None or "latest" (the newest intact), "best" (the best
-    headline metric), "healthy" (the newest saved while the collapse guard's last check
-    passed; None if there is none), a step number, or a checkpoint directory's name or path."""
+    headline metric), "healthy" (the newest saved while the collapse guard saw no collapse:
+    its last check passed or none had run; None if there is none), a step number, or a
+    checkpoint directory's name or path."""
     if which in (None, "latest"):
         return latest(run_dir)
     if which == "healthy":  # the collapse guard's rollback target

@@ -50,7 +50,8 @@ class CollapseGuard:
         self.real_shares = cell_shares(self.real, self.centres)
         self.index = protocol.index
         self.in_a_row = 0
-        self.healthy = True  # the last check passed (a checkpoint saved now is healthy)
+        # No collapse seen: the last check passed, or none has run yet (before `start`).
+        self.healthy = True
         self.last_failing: list[str] = []
         self.actions = 0  # interventions applied so far
 
@@ -200,11 +201,11 @@ def intervene(gan: GAN, ema: EMA, run_dir: Path, guard: CollapseGuard, config: C
         tracker.alert("collapse", f"{seen}; no intervention left, training goes on", step)
         return config, None
     acc = gan.g_accelerator
-    back_to, where = None, "no healthy checkpoint yet, so from here"
+    back_to, where = None, "every checkpoint so far was saved during the collapse, so from here"
     if agreed_checkpoint(acc, run_dir, "healthy") is not None:
         back_to, _ = restore(gan, ema, run_dir, acc.process_index, "healthy")
-        where = f"rolled back to the healthy checkpoint of step {back_to['step']}"
-        guard.healthy = True  # that generator passed its check
+        where = f"rolled back to step {back_to['step']} (no collapse seen there)"
+        guard.healthy = True  # as that generator was
     config = with_overrides(config, [item])
     toolbox = build_toolbox(config, gan.g_bare, guard.index, acc)
     toolbox.stateful.load_state_dict(gan.toolbox.stateful.state_dict(), strict=False)

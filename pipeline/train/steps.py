@@ -42,6 +42,11 @@ class GAN:
         self.d_bare = self.d_accelerator.unwrap_model(self.D)
         self.n_classes = self.g_bare.n_classes
         self.deepspeed = self.d_accelerator is not self.g_accelerator
+        # The optimizers' own zero_grad and step: Accelerate's wrappers add only fp16 loss
+        # scaling and XLA handling, neither used here, and look up optional packages on every
+        # call (measurable on small models). DeepSpeed's wrappers stay.
+        unwrap = (lambda o: o) if self.deepspeed else (lambda o: getattr(o, "optimizer", o))
+        self.g_optimizer, self.d_optimizer = unwrap(self.opt_g), unwrap(self.opt_d)
 
     def latents(self, n: int, labels: torch.Tensor | None = None):
         z = torch.randn(n, self.g_bare.z_dim, device=self.device)
@@ -67,7 +72,7 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     """One D update on real batches and fresh fakes (G is not differentiated), both augmented
     alike, plus the toolbox's penalties."""
     acc, box = gan.d_accelerator, gan.toolbox
-    gan.opt_d.zero_grad(set_to_none=True)
+    gan.d_optimizer.zero_grad(set_to_none=True)
     kept = {k: v.clone() for k, v in box.stateful.state_dict().items()}  # ADA, LeCam averages
     stats = torch.zeros(4, device=gan.device)
     for i in range(gan.grad_accum):
@@ -95,7 +100,7 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     norm = gradient_norm(gan.d_bare)
     finite = everyone(acc, finite_update(stats[:2], norm))
     if finite:  # under DeepSpeed the engine has already stepped: then this only counts
-        gan.opt_d.step()
+        gan.d_optimizer.step()
     else:  # nor do the toolbox's averages keep the NaNs
         box.stateful.load_state_dict(kept)
     gan.d_steps += 1
@@ -108,7 +113,7 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
     """One G update through a frozen D (bare module: D's weights get no gradient, no sync).
     Relativistic losses also need D's view of a real batch; G then draws that batch's classes."""
     acc, box = gan.g_accelerator, gan.toolbox
-    gan.opt_g.zero_grad(set_to_none=True)
+    gan.g_optimizer.zero_grad(set_to_none=True)
     gan.d_bare.requires_grad_(False)
     total = torch.zeros((), device=gan.device)
     for i in range(gan.grad_accum):
@@ -131,7 +136,7 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
     norm = gradient_norm(gan.g_bare)
     finite = everyone(acc, finite_update(total, norm))
     if finite:
-        gan.opt_g.step()
+        gan.g_optimizer.step()
     gan.d_bare.requires_grad_(True)
     return {"loss_g": total, "grad_norm_g": norm * gan.grad_accum, "n": gan.grad_accum,
             "finite": finite}  # fmt: skip
