@@ -33,12 +33,16 @@ def test_cuda_base_non_root_user_and_accelerate_entry():
 
 
 def test_every_dependency_is_pinned():
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    names = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in dependencies}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    name = lambda requirement: re.split(r"[<>=!~ \[]", requirement)[0].lower()  # noqa: E731
+    names = {name(d) for d in project["dependencies"]}
+    tools = {name(d) for d in project["optional-dependencies"]["dev"]}
     pins = dict(
         line.split("==")
         for line in (ROOT / "constraints.txt").read_text().splitlines()
         if line and not line.startswith("#")
     )
-    assert names - {"torch"} == set(pins), "constraints.txt must pin each dependency but torch"
+    assert names - {"torch"} <= set(pins), "constraints.txt must pin each dependency but torch"
+    assert tools <= set(pins), "constraints.txt must pin the test and lint tools CI installs"
+    assert set(pins) <= names | tools, "constraints.txt pins only what the project installs"
     assert re.search(r"^ARG TORCH_VERSION=\d+\.\d+\.\d+$", DOCKERFILE, re.M)
