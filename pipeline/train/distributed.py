@@ -9,9 +9,12 @@ from accelerate import Accelerator
 from accelerate.utils import (
     DeepSpeedPlugin,
     DistributedDataParallelKwargs,
+    DistributedType,
     InitProcessGroupKwargs,
     parse_flag_from_env,
 )
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from pipeline.config import Config
 
@@ -71,3 +74,12 @@ def everyone(accelerator: Accelerator, ok: bool | torch.Tensor) -> bool:
     """True on every rank if it is true on every rank (and a barrier)."""
     flag = torch.as_tensor(ok, device=accelerator.device).reshape(1)
     return bool(accelerator.gather(flag).all())
+
+
+def bare(accelerator: Accelerator, model: nn.Module) -> nn.Module:
+    """The module inside its data-parallel wrapper. Accelerate's `unwrap_model` imports
+    DeepSpeed to recognise its engines (a second of every start), so only DeepSpeed runs ask
+    it."""
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return accelerator.unwrap_model(model)
+    return model.module if isinstance(model, DistributedDataParallel) else model

@@ -26,7 +26,7 @@ from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
 from pipeline.train.collapse_guard import intervene, interventions_applied, start_guard
 from pipeline.train.determinism import use_deterministic_kernels
-from pipeline.train.distributed import prepare
+from pipeline.train.distributed import bare, prepare
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
 from pipeline.train.monitoring import peak_memory_gb, sigma_stats
@@ -76,7 +76,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         if main:
             print(f"collapse guard: in force since before the resume: {', '.join(applied)}")
 
-    toolbox = build_toolbox(config, accelerator.unwrap_model(G), index, accelerator)
+    toolbox = build_toolbox(config, bare(accelerator, G), index, accelerator)
     bf16 = cfg.mixed_precision == "bf16"
     gan = GAN(*parts, toolbox, cfg.grad_accum, bf16)
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)

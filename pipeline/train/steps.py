@@ -13,7 +13,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from pipeline.data.reader import Batch
-from pipeline.train.distributed import everyone
+from pipeline.train.distributed import bare, everyone
 from pipeline.train.nonfinite import finite_update, gradient_norm
 from pipeline.train.penalties import Judged
 from pipeline.train.toolbox import Toolbox
@@ -38,8 +38,8 @@ class GAN:
 
     def __post_init__(self):
         self.device = self.g_accelerator.device
-        self.g_bare = self.g_accelerator.unwrap_model(self.G)
-        self.d_bare = self.d_accelerator.unwrap_model(self.D)
+        self.g_bare = bare(self.g_accelerator, self.G)
+        self.d_bare = bare(self.d_accelerator, self.D)
         self.n_classes = self.g_bare.n_classes
         self.deepspeed = self.d_accelerator is not self.g_accelerator
         # The optimizers' own zero_grad and step: Accelerate's wrappers add only fp16 loss
