@@ -20,7 +20,7 @@ from pipeline.rejection import fit_critic, rejection_sample
 from pipeline.run_dir import Loaded, load_models, write_json
 from pipeline.sampling import generate
 from pipeline.train import checkpoint
-from pipeline.train.shared_eval import share_rows
+from pipeline.train.shared_eval import shared_rows
 
 
 class Drawn(NamedTuple):
@@ -121,11 +121,10 @@ def evaluate_run(
         drawn = draw_from(run_dir, loaded, n, seed, None, temperature)
         rows, labels, how = protocol.summarize(drawn.samples), drawn.labels, drawn.how
     elif temperature == 0:
-        generator, batch = loaded.generator.to(accelerator.device), config.eval.batch_size
-        share = (accelerator.process_index, accelerator.num_processes)
-        truncation = config.eval.truncation
-        mine, labels = generate(generator, n, seed, batch, accelerator.device, truncation, share)
-        rows = share_rows(protocol.summarize(mine), batch, accelerator)
+        generator, truncation = loaded.generator.to(accelerator.device), config.eval.truncation
+        rows, labels = shared_rows(
+            generator, protocol, n, seed, config.eval.batch_size, truncation, accelerator
+        )
         how = {"truncation": truncation}
     else:
         raise UserError(

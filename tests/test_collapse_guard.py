@@ -11,8 +11,8 @@ from conftest import SMALL_MLP, ganpipe
 from pipeline.config import load_config
 from pipeline.errors import UserError
 from pipeline.metrics.bins import cell_shares, different_bins, kmeans
+from pipeline.metrics.evaluate import normalised_entropy
 from pipeline.train import checkpoint
-from pipeline.train.collapse_guard import normalised_entropy
 
 
 def grid_points(n, modes, generator):

@@ -16,6 +16,7 @@ from pipeline.config import Config
 from pipeline.data.reader import spread_sample
 from pipeline.models import build_models
 from pipeline.train.losses import adversarial_loss
+from pipeline.train.penalties import input_gradient_norm2
 
 
 class PlainLoop:
@@ -52,9 +53,7 @@ class PlainLoop:
                 d_loss = self.loss.d_loss(real_logits, fake_logits)
                 lazy_r1 = reg.r1 and (k * cfg.n_dis + d_step) % reg.r1_every == 0
                 if penalties and lazy_r1:
-                    x = real.detach().requires_grad_(True)
-                    (grad,) = torch.autograd.grad(D(x, y).float().sum(), x, create_graph=True)
-                    norm2 = grad.float().pow(2).flatten(1).sum(1)
+                    norm2 = input_gradient_norm2(D, real, y)
                     d_loss = d_loss + reg.r1 / 2 * reg.r1_every * norm2.mean()
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
@@ -78,11 +77,11 @@ class PlainLoop:
         the pipeline counts them)."""
         for k in range(warmup):
             self.step(k)
-        self.synchronize()
+        synchronize(self.device)
         started = time.perf_counter()
         for k in range(warmup, warmup + steps):
             self.step(k)
-        self.synchronize()
+        synchronize(self.device)
         return steps * self.images_per_step / (time.perf_counter() - started)
 
     def flops_per_image(self) -> float:
@@ -92,9 +91,11 @@ class PlainLoop:
             self.step(0, penalties=False)
         return counter.get_total_flops() / self.images_per_step
 
-    def synchronize(self) -> None:
-        if self.device == "cuda":
-            torch.cuda.synchronize()
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so wall-clock times count it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def peak_flops(device: str, dtype: torch.dtype, repeats: int = 20) -> float:
@@ -103,11 +104,9 @@ def peak_flops(device: str, dtype: torch.dtype, repeats: int = 20) -> float:
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b  # warm-up
-    if device == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     started = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    if device == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - started)

@@ -21,7 +21,7 @@ from pipeline.metrics.fidelity import frechet_distance, inception_score, kernel_
 from pipeline.metrics.mixtures import mixture_metrics
 from pipeline.metrics.prdc import prdc
 from pipeline.metrics.reference import dataset_hash, reference_features
-from pipeline.metrics.stacked import stacked_metrics, stacked_modes
+from pipeline.metrics.stacked import mode_of, stacked_metrics, stacked_modes
 
 BATCH = 500
 
@@ -70,7 +70,8 @@ class Protocol:
             return samples.double(), torch.cdist(samples.double(), means).argmin(1)
         if self.kind == "stacked-digits":  # the three digits' features side by side
             planes = [self.features(samples[:, k : k + 1]) for k in range(3)]
-            return torch.cat(planes, dim=1), self.summarize(samples)
+            digits = [self.extractor.logits(p).argmax(1).cpu() for p in planes]
+            return torch.cat(planes, dim=1), mode_of(digits)
         features = self.features(samples)
         if isinstance(self.extractor, DigitFeatures):
             return features, self.extractor.logits(features).argmax(1).cpu()
@@ -149,16 +150,22 @@ class Protocol:
         return result
 
 
+def normalised_entropy(classes: torch.Tensor, n_classes: int) -> float:
+    """Entropy of the class histogram over its maximum, log(n_classes): 1 when uniform."""
+    histogram = torch.bincount(classes.long(), minlength=n_classes).double()
+    share = histogram[histogram > 0] / histogram.sum()
+    return -(share * share.log()).sum().item() / math.log(n_classes)
+
+
 def digit_histogram(logits: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
     """The predicted-digit histogram and its entropy; for a conditional generator (`labels`
     given) how often the classifier reads the digit that was asked for."""
     predicted = logits.argmax(1)
-    histogram = torch.bincount(predicted, minlength=10).double()
-    share = histogram[histogram > 0] / histogram.sum()
+    histogram = torch.bincount(predicted, minlength=10)
     result = {
         "digits_covered": int((histogram > 0).sum()),
-        "digit_histogram": histogram.long().tolist(),
-        "digit_entropy_ratio": -(share * share.log()).sum().item() / math.log(10),
+        "digit_histogram": histogram.tolist(),
+        "digit_entropy_ratio": normalised_entropy(predicted, 10),
     }
     if labels is not None:
         result["class_accuracy"] = (predicted == labels).float().mean().item()

@@ -19,6 +19,11 @@ def stacked_modes(classifier: DigitFeatures, images: torch.Tensor) -> torch.Tens
         classifier.logits(classifier.features(images[:, k : k + 1])).argmax(1).cpu()
         for k in range(3)
     ]
+    return mode_of(digits)
+
+
+def mode_of(digits: list[torch.Tensor]) -> torch.Tensor:
+    """The mode id 100 a + 10 b + c of the digits read in R, G and B."""
     return 100 * digits[0] + 10 * digits[1] + digits[2]
 
 

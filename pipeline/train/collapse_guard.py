@@ -12,7 +12,6 @@ rollback and the next intervention.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from pipeline.config import CollapseGuardConfig, Config, with_overrides
 from pipeline.data.reader import spread_sample
 from pipeline.errors import UserError
 from pipeline.metrics.bins import cell_shares, different_bins, kmeans
-from pipeline.metrics.evaluate import Protocol
+from pipeline.metrics.evaluate import Protocol, normalised_entropy
 from pipeline.metrics.prdc import prdc
 from pipeline.sampling import generate, share_of
 from pipeline.tracking import Tracker
@@ -155,13 +154,6 @@ class CollapseGuard:
 
     def stats(self) -> dict[str, Any]:
         return {"guard/in_a_row": self.in_a_row, "guard/actions": self.actions}
-
-
-def normalised_entropy(classes: torch.Tensor, n_classes: int) -> float:
-    """Entropy of the class histogram over its maximum, log(n_classes): 1 when uniform."""
-    histogram = torch.bincount(classes.long(), minlength=n_classes).double()
-    share = histogram[histogram > 0] / histogram.sum()
-    return -(share * share.log()).sum().item() / math.log(n_classes)
 
 
 def start_guard(

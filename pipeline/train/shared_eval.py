@@ -42,6 +42,22 @@ def share_rows(rows: torch.Tensor, batch: int, accelerator: Accelerator) -> torc
     return interleave(shares, batch) if accelerator.is_main_process else None
 
 
+def shared_rows(
+    generator: nn.Module,
+    protocol: Protocol,
+    n: int,
+    seed: int,
+    batch: int,
+    truncation: float,
+    accelerator: Accelerator,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """`n` samples drawn and summarized by every process, each its share: the rows in sample
+    order on the main process (None on the others), and the samples' labels."""
+    share = (accelerator.process_index, accelerator.num_processes)
+    mine, labels = generate(generator, n, seed, batch, accelerator.device, truncation, share)
+    return share_rows(protocol.summarize(mine), batch, accelerator), labels
+
+
 def evaluate_shared(
     generator: nn.Module, protocol: Protocol, config: Config, accelerator: Accelerator
 ) -> dict[str, Any] | None:
@@ -51,9 +67,7 @@ def evaluate_shared(
         config.eval.batch_size,
         config.eval.truncation,
     )
-    share = (accelerator.process_index, accelerator.num_processes)
-    mine, labels = generate(generator, n, config.seed, batch, accelerator.device, truncation, share)
-    rows = share_rows(protocol.summarize(mine), batch, accelerator)
+    rows, labels = shared_rows(generator, protocol, n, config.seed, batch, truncation, accelerator)
     if rows is None:
         return None
     metrics = protocol.score(rows, labels, config.seed)
