@@ -24,6 +24,7 @@ from torch import nn
 from pipeline.config import RejectionConfig
 from pipeline.data.reader import training_batches
 from pipeline.sampling import latents
+from pipeline.train.optimizers import adam
 
 CALIBRATION = 10_000  # candidates whose ratios set M
 # M is the ratios' 99th percentile, not their maximum (an outlier of a noisy estimate); the
@@ -46,7 +47,9 @@ def fit_critic(
     generator = generator.to(device).eval()
     torch.manual_seed(seed)
     batches = training_batches(data_dir, settings.critic_batch, seed=f"critic/{seed}")
-    optimizer = torch.optim.Adam(critic.parameters(), lr=settings.critic_lr, betas=(0.5, 0.999))
+    optimizer = adam(
+        critic.parameters(), settings.critic_lr, (0.5, 0.999), torch.device(device).type
+    )
     for step in range(settings.critic_steps):
         batch = next(batches)
         real = batch.x.to(device)

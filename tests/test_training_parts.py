@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from pipeline.train.ema import EMA
+from pipeline.train.optimizers import adam
 
 
 def small_model() -> nn.Module:
@@ -41,3 +42,26 @@ def test_learning_rate_schedule_is_flat_then_falls_linearly_to_one_percent():
     assert lr_factor(69, 100, 0.7) == 1.0 and lr_factor(70, 100, 0.7) == 1.0
     assert lr_factor(85, 100, 0.7) == pytest.approx(1 - 0.99 / 2)
     assert lr_factor(100, 100, 0.7) == pytest.approx(0.01)
+
+
+def test_adam_is_fused_where_torch_has_the_kernel_and_updates_as_foreach_does():
+    torch.manual_seed(0)
+    models = [nn.Linear(4, 3), nn.Linear(4, 3)]
+    models[1].load_state_dict(models[0].state_dict())
+    fused = adam(models[0].parameters(), 1e-2, (0.5, 0.999), "cpu")
+    plain = torch.optim.Adam(models[1].parameters(), 1e-2, betas=(0.5, 0.999), foreach=True)
+    assert fused.defaults["fused"]
+    x = torch.randn(8, 4)
+    for _ in range(5):
+        for model, optimizer in zip(models, (fused, plain), strict=True):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.equal(models[0].weight, nn.Linear(4, 3).weight)
+
+
+def test_adam_falls_back_to_foreach_without_a_fused_kernel():
+    optimizer = adam(nn.Linear(2, 2).parameters(), 1e-3, (0.5, 0.999), "xla")
+    assert optimizer.defaults["foreach"] and not optimizer.defaults["fused"]

@@ -31,6 +31,7 @@ from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
 from pipeline.train.monitoring import peak_memory_gb, sigma_stats
 from pipeline.train.nonfinite import NonFiniteGuard
+from pipeline.train.optimizers import adam, default_device_type
 from pipeline.train.schedule import lr_factor, set_learning_rates
 from pipeline.train.shared_eval import evaluate_shared, training_protocol
 from pipeline.train.state import restore, save
@@ -51,9 +52,9 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     G, D = build_models(config.model, index)
     if cfg.sync_bn:
         G, D = cross_replica(G), cross_replica(D)
-    # foreach: one batched update per optimizer step instead of one per tensor.
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g), foreach=True)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas_d), foreach=True)
+    device_type = default_device_type()
+    opt_g = adam(G.parameters(), cfg.lr_g, tuple(cfg.betas_g), device_type)
+    opt_d = adam(D.parameters(), cfg.lr_d, tuple(cfg.betas_d), device_type)
     parts = prepare(config, G, D, opt_g, opt_d, growing=hasattr(G, "set_stage"))
     g_accelerator, d_accelerator, G, D, opt_g, opt_d = parts
     accelerator = g_accelerator  # the loop's: devices, reductions, waits, logging
