@@ -95,6 +95,8 @@ class TrainConfig:
     mixed_precision: str = choice("no", "bf16")
     sync_bn: bool = False  # batch-norm statistics over all processes' batches (cross-replica)
     deterministic: bool = False  # deterministic kernels: a resumed run matches bit for bit
+    compile: bool = False  # torch.compile the trained forward passes (eager where it cannot)
+    channels_last: bool = True  # image models and batches in NHWC order (faster convolutions)
     log_every: int = bounded(50, 1)
     eval_every: int = bounded(500, 1)
     sample_every: int = bounded(500, 1)

@@ -137,6 +137,7 @@ class TrainingStream:
                     batch_size=None,
                     num_workers=workers,
                     persistent_workers=True,
+                    pin_memory=torch.cuda.is_available(),  # page-locked: copies run async
                     generator=torch.Generator(),
                 )
             )

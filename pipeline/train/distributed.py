@@ -28,12 +28,17 @@ class ModelPlugin(DeepSpeedPlugin):
         pass
 
 
+def uses_deepspeed() -> bool:
+    """Whether `accelerate launch` runs a DeepSpeed config."""
+    return parse_flag_from_env("ACCELERATE_USE_DEEPSPEED")
+
+
 def prepare(config: Config, G, D, opt_g, opt_d, growing: bool) -> tuple:
     """(G's accelerator, D's accelerator, G, D, opt_g, opt_d), prepared. G's accelerator is
     also the loop's; D's is the same object unless DeepSpeed runs."""
     cfg = config.train
     log_with = "wandb" if config.tracking.wandb else None
-    if not parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
+    if not uses_deepspeed():
         accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision,
             gradient_accumulation_steps=cfg.grad_accum,
@@ -74,6 +79,15 @@ def everyone(accelerator: Accelerator, ok: bool | torch.Tensor) -> bool:
     """True on every rank if it is true on every rank (and a barrier)."""
     flag = torch.as_tensor(ok, device=accelerator.device).reshape(1)
     return bool(accelerator.gather(flag).all())
+
+
+def everywhere(accelerator: Accelerator, flag: torch.Tensor) -> torch.Tensor:
+    """A 0-d bool tensor, true where `flag` is true on every rank: an all-reduce the device
+    queues, which the host does not wait for (unlike `everyone`)."""
+    if accelerator.num_processes == 1:
+        return flag
+    votes = accelerator.reduce(flag.reshape(1).float(), "sum")
+    return votes.reshape(()) == accelerator.num_processes
 
 
 def bare(accelerator: Accelerator, model: nn.Module) -> nn.Module:

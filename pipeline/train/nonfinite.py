@@ -1,5 +1,6 @@
 """NaN and infinity: skip the update that carries them, and roll back a run that keeps making
-them (see `NonFiniteConfig`)."""
+them (see `NonFiniteConfig`). The decisions stay on the device: the host reads them only every
+`restore_after` iterations, so a step never waits for the device to finish."""
 
 from __future__ import annotations
 
@@ -24,19 +25,47 @@ def finite_update(loss: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(loss.detach().sum() + norm)
 
 
+def step_if(optimizer: torch.optim.Optimizer, finite: torch.Tensor) -> None:
+    """The optimizer's update where `finite` (0-d bool) holds. A fused optimizer takes the flag
+    as its skip signal on the device; any other has the host read it (a sync)."""
+    if optimizer.defaults.get("fused"):
+        optimizer.found_inf = (~finite).float()
+        optimizer.step()
+    elif finite:
+        optimizer.step()
+
+
+def keep_if(finite: torch.Tensor, state: dict[str, torch.Tensor], before: dict[str, torch.Tensor]):
+    """Puts the values of `before` back into `state` (in place) where `finite` is false."""
+    for name, value in state.items():
+        value.copy_(torch.where(finite, value, before[name]))
+
+
 class NonFiniteGuard:
-    """Counts skipped iterations (D or G update skipped), in a row and in all, and the restores
-    they caused; `lr_scale` multiplies both learning rates from then on."""
+    """Counts skipped iterations (D or G update skipped), in a row and in all, on the device,
+    and the restores they caused; `lr_scale` multiplies both learning rates from then on."""
 
-    def __init__(self, config: NonFiniteConfig, lr_scale: float = 1.0):
+    def __init__(self, config: NonFiniteConfig, lr_scale: float = 1.0, device="cpu"):
         self.config, self.lr_scale = config, lr_scale
-        self.in_a_row = self.skipped = self.restores = 0
+        self.in_a_row = torch.zeros((), dtype=torch.long, device=device)
+        self.longest = torch.zeros_like(self.in_a_row)  # the longest run since the host looked
+        self.skipped = torch.zeros_like(self.in_a_row)
+        self.iterations = self.restores = 0
 
-    def record(self, finite: bool) -> bool:
-        """Note one iteration; True when it is time to restore the newest checkpoint."""
-        self.in_a_row = 0 if finite else self.in_a_row + 1
-        self.skipped += not finite
-        return self.in_a_row >= self.config.restore_after
+    def record(self, finite: torch.Tensor | bool) -> bool:
+        """Note one iteration (`finite`: all its updates were); True when `restore_after`
+        iterations in a row were skipped and it is time to restore the newest checkpoint. The
+        host looks every `restore_after` iterations, so a restore can come that much later."""
+        bad = (~torch.as_tensor(finite, device=self.skipped.device)).long()
+        self.in_a_row.add_(1).mul_(bad)
+        torch.maximum(self.longest, self.in_a_row, out=self.longest)
+        self.skipped.add_(bad)
+        self.iterations += 1
+        if self.iterations % self.config.restore_after:
+            return False
+        due = bool(self.longest >= self.config.restore_after)
+        self.longest.zero_()
+        return due
 
     def restored(self) -> None:
         self.restores += 1
@@ -47,8 +76,9 @@ class NonFiniteGuard:
                 "learning rates or the penalties' weights, or try train.mixed_precision=no"
             )
         self.lr_scale *= self.config.lr_factor
-        self.in_a_row = 0
+        self.in_a_row.zero_()
+        self.longest.zero_()
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, float | torch.Tensor]:
         return {"nonfinite/skipped": self.skipped, "nonfinite/restores": self.restores,
                 "lr_scale": self.lr_scale}  # fmt: skip

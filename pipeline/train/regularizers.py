@@ -64,9 +64,7 @@ class VAEReconstruction:
     kl_weight: float
 
     def __call__(self, gan) -> torch.Tensor:
-        batch = next(gan.batches)
-        real = batch.x.to(gan.device)
-        y = batch.y.to(real.device) if gan.n_classes else None
+        real, y = gan.real(next(gan.batches))
         z, mean, log_var = gan.g_bare.encode(real)
         reconstruction = gan.g_bare(z, y)
         with torch.no_grad():

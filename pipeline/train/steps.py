@@ -1,6 +1,7 @@
 """The two halves of a GAN iteration. Both accumulate gradients over micro-batches and sync
 them across processes only on the last one (under DeepSpeed, its engine steps there), and skip
-an update whose loss or gradients are not finite."""
+an update whose loss or gradients are not finite. Nothing here waits for the device: the
+finiteness flags stay tensors, read by the loop's guard every few iterations."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from accelerate import Accelerator
 from torch import nn
 
 from pipeline.data.reader import Batch
-from pipeline.train.distributed import bare, everyone
-from pipeline.train.nonfinite import finite_update, gradient_norm
+from pipeline.train.distributed import bare, everywhere
+from pipeline.train.nonfinite import finite_update, gradient_norm, keep_if, step_if
 from pipeline.train.penalties import Judged
 from pipeline.train.toolbox import Toolbox
 
@@ -34,6 +35,7 @@ class GAN:
     grad_accum: int
     bf16: bool  # autocast to bfloat16 (weights and optimizer states stay fp32)
     batches: Iterator[Batch] | None = None  # the real-data stream
+    memory_format: torch.memory_format = torch.preserve_format  # of real batches on the device
     d_steps: int = 0  # discriminator updates so far (lazy regularizers count them)
 
     def __post_init__(self):
@@ -47,6 +49,23 @@ class GAN:
         # call (measurable on small models). DeepSpeed's wrappers stay.
         unwrap = (lambda o: o) if self.deepspeed else (lambda o: getattr(o, "optimizer", o))
         self.g_optimizer, self.d_optimizer = unwrap(self.opt_g), unwrap(self.opt_d)
+
+    def compile(self) -> None:
+        """torch.compile the passes the updates differentiate: D on real and fake in the D
+        step, G in the G step. Penalties that differentiate D twice (R1, WGAN-GP) and the G
+        step's pass through a frozen D keep the bare, eager modules."""
+        if self.deepspeed:  # its engines hold (and checkpoint) the models
+            print("train.compile: ignored under DeepSpeed, the models run eager", flush=True)
+            return
+        torch._dynamo.config.suppress_errors = True  # a graph that cannot compile runs eager
+        self.G, self.D = torch.compile(self.G), torch.compile(self.D)
+
+    def real(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A batch on the device, in the models' memory layout, and its labels (None for an
+        unconditional model)."""
+        x = batch.x.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        y = batch.y.to(self.device, non_blocking=True) if self.n_classes else None
+        return x, y
 
     def latents(self, n: int, labels: torch.Tensor | None = None):
         z = torch.randn(n, self.g_bare.z_dim, device=self.device)
@@ -78,8 +97,8 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     for i in range(gan.grad_accum):
         batch = next(gan.batches)
         shards.update(batch.shards)
-        real = batch.x.to(gan.device, non_blocking=True)
-        z, y = gan.latents(len(real), batch.y.to(gan.device) if gan.n_classes else None)
+        real, labels = gan.real(batch)
+        z, y = gan.latents(len(real), labels)
         with torch.no_grad(), gan.autocast():
             fake = gan.g_bare(z, y)
         # Real and fake go through D in one call: one forward per backward, as DDP expects.
@@ -98,11 +117,10 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
         box.augment.observe(real_logits)
         stats += torch.stack([loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
     norm = gradient_norm(gan.d_bare)
-    finite = everyone(acc, finite_update(stats[:2], norm))
-    if finite:  # under DeepSpeed the engine has already stepped: then this only counts
-        gan.d_optimizer.step()
-    else:  # nor do the toolbox's averages keep the NaNs
-        box.stateful.load_state_dict(kept)
+    finite = everywhere(acc, finite_update(stats[:2], norm))
+    if not gan.deepspeed:  # DeepSpeed's engine has already stepped, in backward
+        step_if(gan.d_optimizer, finite)
+    keep_if(finite, box.stateful.state_dict(), kept)  # nor do the toolbox's averages keep NaNs
     gan.d_steps += 1
     names = ("loss_d", "penalty_d", "d_real", "d_fake")
     stats = {**dict(zip(names, stats, strict=True)), "n": gan.grad_accum, "finite": finite}
@@ -119,12 +137,10 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
     for i in range(gan.grad_accum):
         real_logits, labels = None, None
         if box.loss.uses_real_in_g:
-            batch = next(gan.batches)
-            labels = batch.y.to(gan.device) if gan.n_classes else None
+            real, labels = gan.real(next(gan.batches))
             with torch.no_grad(), gan.autocast():
-                real = box.augment(batch.x.to(gan.device))
-                real_logits = gan.d_bare(real, labels).float()
-            batch_size = len(batch.x)
+                real_logits = gan.d_bare(box.augment(real), labels).float()
+            batch_size = len(real)
         z, y = gan.latents(batch_size, labels)
         with gan.micro_batch(acc, gan.G, i):
             with gan.autocast():
@@ -134,9 +150,9 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
             acc.backward(loss + extra)
         total += loss.detach()
     norm = gradient_norm(gan.g_bare)
-    finite = everyone(acc, finite_update(total, norm))
-    if finite:
-        gan.g_optimizer.step()
+    finite = everywhere(acc, finite_update(total, norm))
+    if not gan.deepspeed:
+        step_if(gan.g_optimizer, finite)
     gan.d_bare.requires_grad_(True)
     return {"loss_g": total, "grad_norm_g": norm * gan.grad_accum, "n": gan.grad_accum,
             "finite": finite}  # fmt: skip
