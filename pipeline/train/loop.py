@@ -52,7 +52,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     if cfg.sync_bn:
         G, D = cross_replica(G), cross_replica(D)
     # NHWC convolutions: 28% less time for a G+D pass of the 32 px DCGAN and BigGAN on a CPU.
-    # Not under DeepSpeed, whose ZeRO flattens parameters as contiguous tensors.
+    # Not under DeepSpeed: ZeRO flattens parameters into partitions, untried with NHWC ones.
     layout = torch.preserve_format
     if cfg.channels_last and index["kind"] == "image" and not uses_deepspeed():
         layout = torch.channels_last
