@@ -52,16 +52,21 @@ def gan(ring, tmp_path):
     return gan, config
 
 
+def iterations(gan, ema: EMA, guard: NonFiniteGuard, steps: int) -> None:
+    """The loop's iterations between two looks of the guard."""
+    for step in range(steps):
+        updates = [discriminator_step(gan, set()), generator_step(gan, 32)]
+        ema.update(gan.g_bare, step)
+        assert not guard.record(torch.stack([u["finite"] for u in updates]).all())
+
+
 def test_an_iteration_reads_nothing_back_from_the_device(gan):
     gan, config = gan
     ema = EMA(gan.g_bare, 0.99)
     guard = NonFiniteGuard(config.nonfinite, device=gan.device)
     before = [p.clone() for p in gan.g_bare.parameters()]
     with HostReads() as reads:
-        for step in range(config.nonfinite.restore_after - 1):
-            updates = [discriminator_step(gan, set()), generator_step(gan, 32)]
-            ema.update(gan.g_bare, step)
-            assert not guard.record(torch.stack([u["finite"] for u in updates]).all())
+        iterations(gan, ema, guard, config.nonfinite.restore_after - 1)
     assert reads.seen == []
     with HostReads() as reads:  # the guard's look
         assert not guard.record(torch.tensor(True))
@@ -84,3 +89,17 @@ def test_a_non_finite_update_is_skipped_on_the_device(gan):
     assert all(int(s["step"]) == 0 for s in gan.d_optimizer.state.values())
     for name, value in gan.toolbox.stateful.state_dict().items():
         assert torch.equal(value, state[name])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_an_iteration_never_waits_for_the_gpu(gan):
+    gan, config = gan
+    ema = EMA(gan.g_bare, 0.99)
+    guard = NonFiniteGuard(config.nonfinite, device=gan.device)
+    iterations(gan, ema, guard, 1)  # first steps create the optimizers' states
+    torch.cuda.set_sync_debug_mode("error")  # a synchronizing CUDA call raises
+    try:
+        iterations(gan, ema, guard, config.nonfinite.restore_after - 2)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
