@@ -78,16 +78,38 @@ def test_ada_probability_follows_the_sign_of_d_on_reals():
     ada = AdaptiveAugment(target=0.6, interval=2, images=100)
     confident = torch.ones(10)  # r = 1 > 0.6: D overfits, augment more
     ada.observe(confident)
+    ada.adjust(d_step=0)
     assert ada.p.item() == 0.0  # adjusted every 2 steps only
     ada.observe(confident)
+    ada.adjust(d_step=1)
     assert ada.p.item() == pytest.approx(10 * 2 / 100)
-    for _ in range(4):
+    for d_step in range(2, 6):
         ada.observe(-confident)  # r = -1 < 0.6: less
+        ada.adjust(d_step)
     assert ada.p.item() == 0.0  # clamped at 0
     images = torch.rand(8, 1, 16, 16)
     assert torch.equal(ada(images), images)  # p = 0: untouched
     ada.p.fill_(1.0)
     assert not torch.equal(ada(images), images)
+
+
+def test_a_resumed_ada_moves_p_at_the_same_updates_as_an_uninterrupted_one():
+    signs = [1.0, 1.0, -1.0, 1.0, 1.0, -1.0, 1.0, 1.0]
+    straight = AdaptiveAugment(target=0.0, interval=4, images=100)
+    for d_step, sign in enumerate(signs):
+        straight.observe(torch.full((10,), sign))
+        straight.adjust(d_step)
+    first = AdaptiveAugment(target=0.0, interval=4, images=100)
+    for d_step, sign in enumerate(signs[:6]):  # stopped mid-interval, checkpointed
+        first.observe(torch.full((10,), sign))
+        first.adjust(d_step)
+    resumed = AdaptiveAugment(target=0.0, interval=4, images=100)
+    resumed.load_state_dict(first.state_dict())
+    for d_step, sign in enumerate(signs[6:], start=6):
+        resumed.observe(torch.full((10,), sign))
+        resumed.adjust(d_step)
+    assert straight.p.item() > 0
+    assert torch.equal(resumed.p, straight.p) and torch.equal(resumed.signs, straight.signs)
 
 
 def test_translation_moves_whole_pixels_and_passes_gradients():

@@ -99,6 +99,9 @@ class DiffAugment(nn.Module):
     def observe(self, real_logits: Tensor) -> None:
         """A fixed policy does not adapt."""
 
+    def adjust(self, d_step: int) -> None:
+        """Nor does it move."""
+
     def stats(self) -> dict[str, float]:
         return {}
 
@@ -116,7 +119,6 @@ class AdaptiveAugment(nn.Module):
         self.register_buffer("p", torch.zeros(()))
         self.register_buffer("signs", torch.zeros(2))  # sum of sign(D(real)), count
         self.register_buffer("last_r", torch.zeros(()))
-        self.observed_steps = 0
         self.reduce = lambda t: t  # replaced by a cross-process sum under data parallelism
 
     def forward(self, x: Tensor) -> Tensor:
@@ -126,10 +128,14 @@ class AdaptiveAugment(nn.Module):
         return x
 
     def observe(self, real_logits: Tensor) -> None:
+        """Adds a (micro-)batch's signs of D(real) to the sums."""
         self.signs[0] += real_logits.detach().sign().sum().float()
         self.signs[1] += len(real_logits)
-        self.observed_steps += 1
-        if self.observed_steps % self.interval:
+
+    def adjust(self, d_step: int) -> None:
+        """After D update `d_step` (counted from the run's start, so a resumed run moves p at
+        the same updates as an uninterrupted one): p moves every `interval` updates."""
+        if (d_step + 1) % self.interval:
             return
         total, count = self.reduce(self.signs.clone())
         r = total / count

@@ -121,6 +121,7 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     if not gan.deepspeed:  # DeepSpeed's engine has already stepped, in backward
         step_if(gan.d_optimizer, finite)
     keep_if(finite, box.stateful.state_dict(), kept)  # nor do the toolbox's averages keep NaNs
+    box.augment.adjust(gan.d_steps)
     gan.d_steps += 1
     names = ("loss_d", "penalty_d", "d_real", "d_fake")
     stats = {**dict(zip(names, stats, strict=True)), "n": gan.grad_accum, "finite": finite}
