@@ -204,6 +204,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     if metrics is not None:  # the main process
         print(json.dumps(metrics, indent=2))
+    _exit_distributed(0)  # shared by `accelerate launch` processes: leave as training does
     return 0
 
 
