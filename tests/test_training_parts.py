@@ -1,7 +1,11 @@
 import pytest
 import torch
+from conftest import SMALL_MLP, ganpipe
 from torch import nn
 
+from pipeline.config import ModelConfig
+from pipeline.models import build_models
+from pipeline.train import checkpoint
 from pipeline.train.ema import EMA
 from pipeline.train.optimizers import adam
 
@@ -68,9 +72,6 @@ def test_adam_falls_back_to_foreach_without_a_fused_kernel():
 
 
 def test_channels_last_models_compute_what_contiguous_ones_do():
-    from pipeline.config import ModelConfig
-    from pipeline.models import build_models
-
     torch.manual_seed(0)
     index = {"kind": "image", "shape": [1, 32, 32], "classes": 10}
     G, D = build_models(ModelConfig(family="biggan", width=8, d_width=8), index)
@@ -86,14 +87,12 @@ def test_channels_last_models_compute_what_contiguous_ones_do():
 
 
 def test_a_compiled_run_trains_and_checkpoints_the_plain_modules(ring, tmp_path):
-    from conftest import SMALL_MLP, ganpipe
-
     run = tmp_path / "run"
     model = [f"model.{key}={value}" for key, value in SMALL_MLP.items()]
     done = ganpipe("train", "--run-dir", run, f"data.dir={ring}", *model, "train.compile=true",
                    "train.steps=3", "train.eval_every=3", "tracking.wandb=false")  # fmt: skip
     assert "_dynamo" not in done.stderr  # compiled, not fallen back to eager
-    state = torch.load(next(run.glob("checkpoints/*/state.pt")), weights_only=True)
+    state = checkpoint.load(checkpoint.latest(run) / checkpoint.STATE)
     assert not any("_orig_mod" in key for key in state["G"])  # loads into an eager model
     sampled = ganpipe("sample", "--run", run, "--n", "10", "--out", tmp_path / "s.npz")
     assert sampled.returncode == 0

@@ -76,9 +76,8 @@ def prepare(config: Config, G, D, opt_g, opt_d, growing: bool) -> tuple:
 
 
 def everyone(accelerator: Accelerator, ok: bool | torch.Tensor) -> bool:
-    """True on every rank if it is true on every rank (and a barrier)."""
-    flag = torch.as_tensor(ok, device=accelerator.device).reshape(1)
-    return bool(accelerator.gather(flag).all())
+    """True on every rank if it is true on every rank, read by the host (a sync point)."""
+    return bool(everywhere(accelerator, torch.as_tensor(ok, device=accelerator.device)))
 
 
 def everywhere(accelerator: Accelerator, flag: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,10 @@ from pipeline.visual import image_grid, scatter
 def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     """Train to `train.steps`; False when stopped before (signal or STOP file), checkpointed."""
     cfg = config.train
-    use_deterministic_kernels() if cfg.deterministic else use_fast_kernels()
+    if cfg.deterministic:
+        use_deterministic_kernels()
+    else:
+        use_fast_kernels()
     index = dataset_index(config.data)  # fails early, on every rank, if the data is missing
     set_seed(config.seed)  # identical initial weights on every rank
     G, D = build_models(config.model, index)
