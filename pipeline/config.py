@@ -44,7 +44,7 @@ class AugmentConfig:
 @dataclass
 class DataConfig:
     dir: str = "data/digits"  # shard directory written by `ganpipe data build`
-    shuffle_buffer: int = bounded(1000, 0)
+    shuffle_buffer: int = bounded(1000, 0)  # samples permuted together; 0 = shard order
     workers: int = bounded(0, 0)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # What the experiment expects of the dataset (checked against index.json; lets
@@ -86,6 +86,7 @@ class TrainConfig:
     lr_d: float = bounded(4e-4, 0.0)
     betas_g: list[float] = field(default_factory=lambda: [0.0, 0.999])
     betas_d: list[float] = field(default_factory=lambda: [0.0, 0.999])
+    adam_eps: float = bounded(1e-8, 0.0)  # larger (1e-6 to 1e-4) damps near-zero gradients
     lr_decay_from: float = bounded(1.0, 0.0, 1.0)  # share of steps after which lrs fall to 1%
     phase_images: int = bounded(600_000, 1)  # progan: images per fade-in and per stable phase
     recon_weight: float = bounded(1.0, 0.0)  # vaegan: reconstruction in D's feature space

@@ -102,6 +102,17 @@ def test_evaluation_pass_is_finite_and_ordered(digits16):
     assert torch.equal(torch.cat(labels), again)
 
 
+def test_a_pass_gives_every_sample_once_shuffled_across_shards(ring):
+    stored = torch.cat([b.x for b in evaluation_batches(ring, 1000, "train")])  # 8 shards
+    stream = training_batches(ring, 500, seed=3, shuffle_buffer=2000)
+    first_pass = [next(stream) for _ in range(len(stored) // 500)]
+    assert {b.position[0] for b in first_pass} == {0} and first_pass[-1].position == (0, 8000)
+    shuffled = torch.cat([b.x for b in first_pass])
+    assert sorted(map(tuple, shuffled.tolist())) == sorted(map(tuple, stored.tolist()))
+    assert all(len(b.shards) > 1 for b in first_pass)  # windows mix two shards' samples
+    assert not torch.equal(next(stream).x, first_pass[0].x)  # the next pass, in a new order
+
+
 def test_mixture_points(ring):
     index = json.loads((ring / "index.json").read_text())
     assert index["kind"] == "points" and index["classes"] == 8

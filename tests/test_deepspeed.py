@@ -26,7 +26,11 @@ def deepspeed_env() -> dict[str, str]:
 def config(ring, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("deepspeed") / "ring.yaml"
     model = SMALL_MLP
-    train = {"steps": 2, "batch_size": 64, "grad_accum": 2, "log_every": 1}
+    # Adam's epsilon well above float rounding: with the default 1e-8, a gradient that is
+    # itself at rounding level turns the two all-reduces' rounding differences into updates
+    # up to a learning rate apart; with 1e-4 an update is a smooth function of its gradient,
+    # so equal gradients give equal weights to 1e-6, and any real difference shows.
+    train = {"steps": 2, "batch_size": 64, "grad_accum": 2, "log_every": 1, "adam_eps": 1e-4}
     spec = {"data": {"dir": str(ring)}, "model": model, "train": train, "regularize": {"r1": 0.1}}
     path.write_text(yaml.safe_dump({**spec, "tracking": {"wandb": False}}))
     return path

@@ -27,8 +27,9 @@ class PlainLoop:
         self.G, self.D = (m.to(device) for m in build_models(config.model, index))
         self.ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema_decay else None
         betas_g, betas_d = tuple(cfg.betas_g), tuple(cfg.betas_d)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=betas_g, foreach=True)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=betas_d, foreach=True)
+        eps = cfg.adam_eps
+        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas_g, eps, foreach=True)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas_d, eps, foreach=True)
         self.loss = adversarial_loss(cfg.loss, cfg.relativistic)
         real, labels = spread_sample(config.data.dir, cfg.batch_size)
         self.real = real.to(device)

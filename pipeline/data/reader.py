@@ -10,13 +10,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import webdataset as wds
 
 from pipeline.config import AugmentConfig, DataConfig
 from pipeline.data import augment as augmentation
 from pipeline.data.problems import Problems
-from pipeline.data.records import Batch, Expected, collate, decoded, stored_samples
+from pipeline.data.records import (
+    Batch,
+    Expected,
+    Rows,
+    batch,
+    batches,
+    decoded,
+    stored_blocks,
+    to_unit,
+)
 from pipeline.data.shards import INDEX
 from pipeline.data.stream import TrainingStream
 from pipeline.errors import UserError
@@ -116,12 +126,18 @@ def evaluation_batches(
     """One ordered pass over a split (or the `shards` of it), on one process."""
     index = read_index(data_dir)
     urls = shard_paths(data_dir, index, split)[shards]
-    records = wds.tarfile_samples([{"url": url} for url in urls])
-    problems = Problems()
-    stored = stored_samples(records, Expected(index["shape"], index["classes"]), problems)
-    arrays = ((decoded(s, problems), s) for s in stored)
-    samples = ((x, s.label, s.url, 0, (0, 0), 0) for x, s in arrays if x is not None)
-    return wds.batched(batch_size, collation_fn=collate, partial=True)(samples)
+    names = [Path(url).name for url in urls]
+    expected, problems = Expected(index["shape"], index["classes"]), Problems()
+
+    def rows() -> Iterator[Rows]:
+        for k, url in enumerate(urls):
+            records = wds.tarfile_samples([{"url": url}])
+            for block in stored_blocks(records, expected, problems):
+                data, kept = decoded(block.data, problems, lambda _, k=k: names[k])
+                n = int(kept.sum())
+                yield Rows(to_unit(data), block.labels[kept], np.full(n, k), np.zeros(n, int), 0)
+
+    return (batch(parts, names) for parts in batches(rows(), batch_size, partial=True))
 
 
 def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,6 +17,7 @@ class EMA:
     def __init__(self, model: nn.Module, decay: float, start: int = 0):
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay, self.start = decay, start
+        self._source: nn.Module | None = None  # the live model the pairs below belong to
 
     def decay_at(self, step: int) -> float:
         k = step - self.start
@@ -24,17 +25,23 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        weight = 1.0 - self.decay_at(step)
+        if self._source is not model:
+            self._pair_with(model)
+        if self._averages:  # one fused update of every tensor, not a kernel per tensor
+            torch._foreach_lerp_(self._averages, self._currents, 1.0 - self.decay_at(step))
+        for average, current in self._copied:
+            average.copy_(current)
+
+    def _pair_with(self, model: nn.Module) -> None:
+        """Each tensor of the average beside its live one, listed once: walking the module
+        tree at every step costs as much as the update itself on a small model."""
         mine = [*self.model.parameters(), *self.model.buffers()]
         live = [*model.parameters(), *model.buffers()]
         pairs = list(zip(mine, live, strict=True))
-        averages = [a for a, _ in pairs if a.is_floating_point()]
-        currents = [c for a, c in pairs if a.is_floating_point()]
-        if averages:  # one fused update of every tensor, not a kernel per tensor
-            torch._foreach_lerp_(averages, currents, weight)
-        for average, current in pairs:
-            if not average.is_floating_point():
-                average.copy_(current)
+        self._averages = [a for a, _ in pairs if a.is_floating_point()]
+        self._currents = [c for a, c in pairs if a.is_floating_point()]
+        self._copied = [(a, c) for a, c in pairs if not a.is_floating_point()]
+        self._source = model
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()

@@ -61,8 +61,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         layout = torch.channels_last
         G, D = G.to(memory_format=layout), D.to(memory_format=layout)
     device_type = default_device_type()
-    opt_g = adam(G.parameters(), cfg.lr_g, tuple(cfg.betas_g), device_type)
-    opt_d = adam(D.parameters(), cfg.lr_d, tuple(cfg.betas_d), device_type)
+    opt_g = adam(G.parameters(), cfg.lr_g, tuple(cfg.betas_g), device_type, cfg.adam_eps)
+    opt_d = adam(D.parameters(), cfg.lr_d, tuple(cfg.betas_d), device_type, cfg.adam_eps)
     parts = prepare(config, G, D, opt_g, opt_d, growing=hasattr(G, "set_stage"))
     g_accelerator, d_accelerator, G, D, opt_g, opt_d = parts
     accelerator = g_accelerator  # the loop's: devices, reductions, waits, logging
@@ -99,7 +99,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         counters, mine = restore(gan, ema, run_dir, rank)
     step, images_seen = counters["step"], counters["images_seen"]
     gan.d_steps = step * cfg.n_dis
-    guard = NonFiniteGuard(config.nonfinite, counters.get("lr_scale", 1.0), gan.device)
+    guard = NonFiniteGuard(config.nonfinite, counters.get("lr_scale", 1.0))
     gan.batches = training_batches(
         config.data.dir,
         cfg.batch_size,
@@ -150,7 +150,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         step += 1
         images_seen += cfg.n_dis * global_batch
         progress.update()
-        if guard.record(torch.stack([stats["finite"] for stats in updates]).all()):
+        if guard.record([stats["finite"] for stats in updates]):
             step, images_seen = roll_back(gan, ema, run_dir, guard, tracker, step)
             gan.d_steps = step * cfg.n_dis
             progress.n = step
@@ -270,10 +270,13 @@ def roll_back(gan: GAN, ema: EMA, run_dir: Path, guard: NonFiniteGuard, tracker,
 
 
 class Window:
-    """Loss statistics since the last log line, kept on the device until they are printed."""
+    """Loss statistics since the last log line, kept on the device until they are printed:
+    each value is listed as it comes (adding them up at every step costs a kernel each)."""
+
+    FOLD_AT = 1000  # values kept per key before they are added up
 
     def __init__(self):
-        self.sums: dict[str, Any] = {}
+        self.values: dict[str, list[torch.Tensor]] = {}
         self.counts: dict[str, int] = {}
         self.steps, self.start = 0, time.perf_counter()
 
@@ -282,13 +285,17 @@ class Window:
         for key, value in stats.items():
             if key in ("n", "finite"):
                 continue
-            self.sums[key] = self.sums.get(key, 0) + value
+            values = self.values.setdefault(key, [])
+            values.append(value)
+            if len(values) >= self.FOLD_AT:  # a long log interval keeps a bounded list
+                values[:] = [torch.stack(values).sum()]
             self.counts[key] = self.counts.get(key, 0) + n
         self.steps += "loss_g" in stats
 
     def summary(self, images_per_step: int) -> dict[str, float]:
         elapsed = time.perf_counter() - self.start
-        out = {k: float(v) / self.counts[k] for k, v in self.sums.items()}  # syncs here only
+        sums = {k: torch.stack(v).sum() for k, v in self.values.items()}
+        out = {k: float(v) / self.counts[k] for k, v in sums.items()}  # syncs here only
         out["img_per_s"] = self.steps * images_per_step / max(elapsed, 1e-9)
         self.__init__()
         return out

@@ -11,12 +11,12 @@ from pipeline.config import NonFiniteConfig
 from pipeline.errors import UserError
 
 
-def gradient_norm(model: nn.Module) -> torch.Tensor:
-    """The L2 norm of the model's gradients (those every rank shares once they are synced),
-    as a 0-d tensor on the device: logged, and part of the finiteness check."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
+def gradient_norm(parameters: list[nn.Parameter]) -> torch.Tensor:
+    """The L2 norm of the parameters' gradients (those every rank shares once they are
+    synced), as a 0-d tensor on the device: logged, and part of the finiteness check."""
+    grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
-        return torch.zeros((), device=next(model.parameters()).device)
+        return torch.zeros((), device=parameters[0].device)
     return torch.nn.utils.get_total_norm(grads)
 
 
@@ -42,30 +42,41 @@ def keep_if(finite: torch.Tensor, state: dict[str, torch.Tensor], before: dict[s
 
 
 class NonFiniteGuard:
-    """Counts skipped iterations (D or G update skipped), in a row and in all, on the device,
-    and the restores they caused; `lr_scale` multiplies both learning rates from then on."""
+    """Counts skipped iterations (D or G update skipped), in a row and in all, and the
+    restores they caused; `lr_scale` multiplies both learning rates from then on. An
+    iteration's flags wait on the device until the host looks, every `restore_after`
+    iterations (or for the log), and reads them all at once."""
 
-    def __init__(self, config: NonFiniteConfig, lr_scale: float = 1.0, device="cpu"):
+    def __init__(self, config: NonFiniteConfig, lr_scale: float = 1.0):
         self.config, self.lr_scale = config, lr_scale
-        self.in_a_row = torch.zeros((), dtype=torch.long, device=device)
-        self.longest = torch.zeros_like(self.in_a_row)  # the longest run since the host looked
-        self.skipped = torch.zeros_like(self.in_a_row)
-        self.iterations = self.restores = 0
+        self.pending: list[list[torch.Tensor | bool]] = []  # flags the host has not read
+        self.in_a_row = self.longest = self.skipped = 0  # longest: run since the last look
+        self.restores = 0
 
-    def record(self, finite: torch.Tensor | bool) -> bool:
-        """Note one iteration (`finite`: all its updates were); True when `restore_after`
-        iterations in a row were skipped and it is time to restore the newest checkpoint. The
-        host looks every `restore_after` iterations, so a restore can come that much later."""
-        bad = (~torch.as_tensor(finite, device=self.skipped.device)).long()
-        self.in_a_row.add_(1).mul_(bad)
-        torch.maximum(self.longest, self.in_a_row, out=self.longest)
-        self.skipped.add_(bad)
-        self.iterations += 1
-        if self.iterations % self.config.restore_after:
+    def record(self, finite: list[torch.Tensor | bool]) -> bool:
+        """Note one iteration (`finite`: each of its updates' 0-d bool flag); True when
+        `restore_after` iterations in a row were skipped and it is time to restore the newest
+        checkpoint. The host looks every `restore_after` iterations, so a restore can come
+        that much later."""
+        self.pending.append(finite)
+        if len(self.pending) < self.config.restore_after:
             return False
-        due = bool(self.longest >= self.config.restore_after)
-        self.longest.zero_()
+        self._count()
+        due = self.longest >= self.config.restore_after
+        self.longest = 0
         return due
+
+    def _count(self) -> None:
+        """Reads the pending flags (one host read) into the counts."""
+        if not self.pending:
+            return
+        flags = torch.stack([torch.as_tensor(f) for flags in self.pending for f in flags])
+        whole = flags.reshape(len(self.pending), -1).all(1).tolist()
+        self.pending.clear()
+        for ok in whole:
+            self.in_a_row = 0 if ok else self.in_a_row + 1
+            self.longest = max(self.longest, self.in_a_row)
+            self.skipped += not ok
 
     def restored(self) -> None:
         self.restores += 1
@@ -76,9 +87,9 @@ class NonFiniteGuard:
                 "learning rates or the penalties' weights, or try train.mixed_precision=no"
             )
         self.lr_scale *= self.config.lr_factor
-        self.in_a_row.zero_()
-        self.longest.zero_()
+        self.in_a_row = self.longest = 0
 
-    def stats(self) -> dict[str, float | torch.Tensor]:
+    def stats(self) -> dict[str, float]:
+        self._count()
         return {"nonfinite/skipped": self.skipped, "nonfinite/restores": self.restores,
                 "lr_scale": self.lr_scale}  # fmt: skip

@@ -12,12 +12,16 @@ FUSED_DEVICES = ("cpu", "cuda")  # torch's fused Adam kernels, on the devices th
 
 
 def adam(
-    params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float], device_type: str
+    params: Iterable[torch.Tensor],
+    lr: float,
+    betas: tuple[float, float],
+    device_type: str,
+    eps: float = 1e-8,
 ) -> torch.optim.Adam:
     """`device_type`: where the parameters will live (models move to it after this)."""
     params = list(params)
     fused = device_type in FUSED_DEVICES and all(p.is_floating_point() for p in params)
-    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused, foreach=not fused)
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=fused, foreach=not fused)
 
 
 def default_device_type() -> str:

@@ -43,6 +43,9 @@ class GAN:
         self.g_bare = bare(self.g_accelerator, self.G)
         self.d_bare = bare(self.d_accelerator, self.D)
         self.n_classes = self.g_bare.n_classes
+        # Listed once: walking the module tree at every step shows on small models.
+        self.g_params = list(self.g_bare.parameters())
+        self.d_params = list(self.d_bare.parameters())
         self.deepspeed = self.d_accelerator is not self.g_accelerator
         # The optimizers' own zero_grad and step: Accelerate's wrappers add only fp16 loss
         # scaling and XLA handling, neither used here, and look up optional packages on every
@@ -92,7 +95,8 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     alike, plus the toolbox's penalties."""
     acc, box = gan.d_accelerator, gan.toolbox
     gan.d_optimizer.zero_grad(set_to_none=True)
-    kept = {k: v.clone() for k, v in box.stateful.state_dict().items()}  # ADA, LeCam averages
+    state = box.stateful.state_dict() if box.stateful else {}  # ADA's p, LeCam's averages
+    kept = {k: v.clone() for k, v in state.items()}
     stats = torch.zeros(4, device=gan.device)
     for i in range(gan.grad_accum):
         batch = next(gan.batches)
@@ -116,11 +120,11 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
             acc.backward(loss + penalty)  # averaged over micro-batches by the accelerator
         box.augment.observe(real_logits)
         stats += torch.stack([loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
-    norm = gradient_norm(gan.d_bare)
+    norm = gradient_norm(gan.d_params)
     finite = everywhere(acc, finite_update(stats[:2], norm))
     if not gan.deepspeed:  # DeepSpeed's engine has already stepped, in backward
         step_if(gan.d_optimizer, finite)
-    keep_if(finite, box.stateful.state_dict(), kept)  # nor do the toolbox's averages keep NaNs
+    keep_if(finite, state, kept)  # nor do the toolbox's averages keep NaNs
     box.augment.adjust(gan.d_steps)
     gan.d_steps += 1
     names = ("loss_d", "penalty_d", "d_real", "d_fake")
@@ -133,7 +137,7 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
     Relativistic losses also need D's view of a real batch; G then draws that batch's classes."""
     acc, box = gan.g_accelerator, gan.toolbox
     gan.g_optimizer.zero_grad(set_to_none=True)
-    gan.d_bare.requires_grad_(False)
+    set_requires_grad(gan.d_params, False)
     total = torch.zeros((), device=gan.device)
     for i in range(gan.grad_accum):
         real_logits, labels = None, None
@@ -150,10 +154,15 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
                 extra = sum(term(gan) for term in box.g_terms)
             acc.backward(loss + extra)
         total += loss.detach()
-    norm = gradient_norm(gan.g_bare)
+    norm = gradient_norm(gan.g_params)
     finite = everywhere(acc, finite_update(total, norm))
     if not gan.deepspeed:
         step_if(gan.g_optimizer, finite)
-    gan.d_bare.requires_grad_(True)
+    set_requires_grad(gan.d_params, True)
     return {"loss_g": total, "grad_norm_g": norm * gan.grad_accum, "n": gan.grad_accum,
             "finite": finite}  # fmt: skip
+
+
+def set_requires_grad(parameters: list[nn.Parameter], flag: bool) -> None:
+    for p in parameters:
+        p.requires_grad_(flag)
