@@ -5,6 +5,7 @@ finiteness flags stay tensors, read by the loop's guard every few iterations."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class GAN:
         # Listed once: walking the module tree at every step shows on small models.
         self.g_params = list(self.g_bare.parameters())
         self.d_params = list(self.d_bare.parameters())
+        self.zero = torch.zeros((), device=self.device)  # the penalty of a step without one
         self.deepspeed = self.d_accelerator is not self.g_accelerator
         # The optimizers' own zero_grad and step: Accelerate's wrappers add only fp16 loss
         # scaling and XLA handling, neither used here, and look up optional packages on every
@@ -97,7 +99,7 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     gan.d_optimizer.zero_grad(set_to_none=True)
     state = box.stateful.state_dict() if box.stateful else {}  # ADA's p, LeCam's averages
     kept = {k: v.clone() for k, v in state.items()}
-    stats = torch.zeros(4, device=gan.device)
+    parts = []  # per micro-batch: loss, penalty, mean D(real), mean D(fake)
     for i in range(gan.grad_accum):
         batch = next(gan.batches)
         shards.update(batch.shards)
@@ -116,10 +118,11 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
             judged = Judged(gan.d_bare, *seen.chunk(2), y, real_logits, fake_logits, gan.d_steps)
             with gan.autocast():
                 penalties = [p for term in box.d_terms if (p := term(judged)) is not None]
-            penalty = sum(penalties, torch.zeros((), device=gan.device))
+            penalty = sum(penalties[1:], penalties[0]) if penalties else gan.zero
             acc.backward(loss + penalty)  # averaged over micro-batches by the accelerator
         box.augment.observe(real_logits)
-        stats += torch.stack([loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
+        parts.append(torch.stack([loss, penalty, real_logits.mean(), fake_logits.mean()]))
+    stats = functools.reduce(torch.add, parts).detach()  # no kernel for one micro-batch
     norm = gradient_norm(gan.d_params)
     finite = everywhere(acc, finite_update(stats[:2], norm))
     if not gan.deepspeed:  # DeepSpeed's engine has already stepped, in backward
@@ -138,7 +141,7 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
     acc, box = gan.g_accelerator, gan.toolbox
     gan.g_optimizer.zero_grad(set_to_none=True)
     set_requires_grad(gan.d_params, False)
-    total = torch.zeros((), device=gan.device)
+    losses = []
     for i in range(gan.grad_accum):
         real_logits, labels = None, None
         if box.loss.uses_real_in_g:
@@ -151,9 +154,10 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
             with gan.autocast():
                 fake_logits = gan.d_bare(box.augment(gan.G(z, y)), y).float()
                 loss = box.loss.g_loss(fake_logits, real_logits)
-                extra = sum(term(gan) for term in box.g_terms)
-            acc.backward(loss + extra)
-        total += loss.detach()
+                terms = [term(gan) for term in box.g_terms]
+            acc.backward(sum(terms, loss))
+        losses.append(loss.detach())
+    total = functools.reduce(torch.add, losses)
     norm = gradient_norm(gan.g_params)
     finite = everywhere(acc, finite_update(total, norm))
     if not gan.deepspeed:
