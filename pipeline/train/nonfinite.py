@@ -70,7 +70,7 @@ class NonFiniteGuard:
         """Reads the pending flags (one host read) into the counts."""
         if not self.pending:
             return
-        flags = torch.stack([torch.as_tensor(f) for flags in self.pending for f in flags])
+        flags = torch.stack([torch.as_tensor(f) for step in self.pending for f in step])
         whole = flags.reshape(len(self.pending), -1).all(1).tolist()
         self.pending.clear()
         for ok in whole:
