@@ -62,14 +62,14 @@ class Readers(torch.utils.data.IterableDataset):
         shards = self.shards[reader::workers]
         names = [Path(url).name for url, _ in shards]
         problems = Problems()
-        rows = self.rows(reader, shards, problems)
+        rows = self.rows(reader, shards, names, problems)
         for parts in batches(rows, self.batch_size, partial=False):
             yield batch(parts, names, reader, problems.skipped)
 
-    def rows(self, reader: int, shards: list[tuple[str, int]], problems: Problems):
+    def rows(self, reader: int, shards: list[tuple[str, int]], names: list[str],
+             problems: Problems):  # fmt: skip
         """The reader's samples, pass after pass, decoded (and augmented) a batch's worth at a
         time; a resumed reader skips what it had read of its interrupted pass undecoded."""
-        urls = [url for url, _ in shards]
         passes, skip = self.starts.get(reader, (0, 0))
         while True:
             name = f"{self.seed}/{self.rank}/{reader}/{passes}"
@@ -81,7 +81,7 @@ class Readers(torch.utils.data.IterableDataset):
                 samples, places = samples.take(unread), places[unread]
                 for k in range(0, len(places), self.batch_size):
                     part = slice(k, k + self.batch_size)
-                    yield self.decoded(samples.take(part), places[part], passes, name, urls,
+                    yield self.decoded(samples.take(part), places[part], passes, name, names,
                                        problems)  # fmt: skip
             passes, skip = passes + 1, 0
 
@@ -98,8 +98,8 @@ class Readers(torch.utils.data.IterableDataset):
         return windows(blocks, self.shuffle_buffer, permutations)
 
     def decoded(self, samples: Samples, places: np.ndarray, passes: int, name: str,
-                urls: list[str], problems: Problems) -> Rows:  # fmt: skip
-        data, kept = decoded(samples.data, problems, lambda k: Path(urls[samples.shard[k]]).name)
+                names: list[str], problems: Problems) -> Rows:  # fmt: skip
+        data, kept = decoded(samples.data, problems, lambda k: names[samples.shard[k]])
         x, places = to_unit(data), places[kept]
         if self.augment is not None and len(places):  # seeded by each sample's place
             x = torch.stack([
