@@ -91,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     throughput.add_argument("--out", type=Path, default=Path("bench/throughput"))
     throughput.add_argument("--configs", default="mlp-ring,dcgan-32,biggan-32")
     throughput.add_argument("--steps", type=int, help="steps per timed window")
+    throughput.add_argument("--repeats", type=int, default=3, help="timed turns of each side")
     throughput.add_argument("overrides", nargs="*", metavar="key=value", help="applied to all")
     scaling = bench.add_parser("scaling", help="per-iteration compute, all-reduce, GPU scaling")
     scaling.add_argument("configs", nargs="+", type=Path, help="experiment YAML files")
@@ -254,7 +255,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from pipeline.bench import throughput
 
         names = pick("--configs", args.configs, throughput.CONFIGS)
-        result = throughput.run(args.out, names, args.overrides, args.steps)
+        result = throughput.run(args.out, names, args.overrides, args.steps, args.repeats)
         print(throughput.table(result))
         return 0
     from pipeline.bench import families

@@ -32,6 +32,7 @@ def test_bf16_training_evaluates_and_guards_on_the_gpu(tmp_path, digits16):
                 },
                 "eval": {"n_samples_during_training": 500},
                 "collapse_guard": {"every": 10, "samples": 200, "real_samples": 400},
+                "tracking": {"wandb": False},  # W&B is tested on the CPU
             }  # fmt: skip
         )
     )

@@ -5,14 +5,15 @@ a plain PyTorch loop with the same models, batch, loss and dtype (pipeline/bench
   logging; no evaluation, samples or checkpoints in the timed window); images/s of its second
   log window, so start-up and warm-up are not counted;
 - baseline: the plain loop in this process, after the same number of warm-up steps;
-- the two take turns, REPEATS times each, and each keeps its best: a shared CPU's speed
-  drifts by tens of percent from one minute to the next, so single readings would mostly
-  compare two moments;
+- the two take turns, `repeats` times each (3 unless told), and each keeps its best: a shared
+  CPU's speed drifts by tens of percent from one minute to the next, so single readings would
+  mostly compare two moments;
 - `time_ratio` = baseline_img_s / pipeline_img_s: the pipeline's time per image over the
   plain loop's (1.05 = 5% slower);
 - loader: images/s of the training stream alone (decode, shuffle, augment) per worker count,
   and the best of them over the pipeline's step rate (the loader must never be the limit);
-- evaluation: generated samples/s through the protocol's feature extractor;
+- evaluation: generated samples/s through the protocol's feature extractor, on the training
+  device (none where the extractor is missing, as InceptionV3 without its weights);
 - memory: the training process's peak (accelerator memory on a GPU, resident memory here);
 - MFU: the training FLOPs per image (G and D forward and backward, counted by torch's FLOP
   counter on the plain step; penalties such as R1 not counted) times the pipeline's images/s, over
@@ -36,6 +37,7 @@ from pipeline.bench.plain_loop import PlainLoop, peak_flops
 from pipeline.config import load_config
 from pipeline.data.reader import dataset_index, training_batches
 from pipeline.data.shards import build
+from pipeline.errors import UserError
 from pipeline.metrics.evaluate import Protocol
 from pipeline.models import build_models
 from pipeline.sampling import generate
@@ -63,7 +65,6 @@ def build_data(source: str, data: Path) -> None:
 
 
 WORKERS = (0, 1, 2)
-REPEATS = 3
 
 
 def pipeline_rate(config: str, data: Path, steps: int, overrides: list[str]) -> dict[str, float]:
@@ -95,18 +96,25 @@ def loader_rates(data: Path, batch_size: int, batches: int = 60) -> dict[str, fl
     return rates
 
 
-def eval_rate(config, index: dict[str, Any], n: int = 2000) -> float:
-    """Samples/s of generation plus feature extraction, as evaluations run them."""
-    generator, _ = build_models(config.model, index)
-    protocol = Protocol(config.data.dir, index)
-    protocol.summarize(generate(generator, 100, 0)[0])  # extractor trained or loaded first
+def eval_rate(config, index: dict[str, Any], device: str, n: int = 2000) -> float | None:
+    """Samples/s of generation plus feature extraction, as evaluations run them; None where
+    this machine has no extractor for the data (its reason printed)."""
+    try:
+        protocol = Protocol(config.data.dir, index, device=device)
+    except UserError as error:
+        print(f"{config.name}: evaluation speed not measured: {error}", file=sys.stderr)
+        return None
+    generator = build_models(config.model, index)[0].to(device)
+    protocol.summarize(generate(generator, 100, 0, device=device)[0])  # extractor ready first
     started = time.perf_counter()
-    samples, _ = generate(generator, n, 0, config.eval.batch_size)
+    samples, _ = generate(generator, n, 0, config.eval.batch_size, device)
     protocol.summarize(samples)
     return n / (time.perf_counter() - started)
 
 
-def measure(name: str, out: Path, overrides: list[str], steps: int | None) -> dict[str, Any]:
+def measure(
+    name: str, out: Path, overrides: list[str], steps: int | None, repeats: int
+) -> dict[str, Any]:
     config_path, source, default_steps = CONFIGS[name]
     steps = steps or default_steps
     data = out / "data" / source
@@ -118,7 +126,7 @@ def measure(name: str, out: Path, overrides: list[str], steps: int | None) -> di
     device = "cuda" if torch.cuda.is_available() else "cpu"
     plain = PlainLoop(config, index, device)
     pipelines, baselines = [], []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         pipelines.append(pipeline_rate(config_path, data, steps, overrides))
         baselines.append(plain.images_per_second(steps, warmup=steps))
     pipeline = max(pipelines, key=lambda rate: rate["img_s"])
@@ -140,7 +148,7 @@ def measure(name: str, out: Path, overrides: list[str], steps: int | None) -> di
         "time_ratio": baseline / pipeline["img_s"],
         "loader_img_s": loader,
         "loader_over_step": max(loader.values()) / pipeline["img_s"],
-        "eval_samples_s": eval_rate(config, index),
+        "eval_samples_s": eval_rate(config, index, device),
         "train_flops_per_image": flops,
         "peak_flops_measured": peak,
         "mfu": flops * pipeline["img_s"] / peak,
@@ -149,9 +157,9 @@ def measure(name: str, out: Path, overrides: list[str], steps: int | None) -> di
 
 
 def run(
-    out: Path, names: list[str], overrides: list[str], steps: int | None = None
+    out: Path, names: list[str], overrides: list[str], steps: int | None = None, repeats: int = 3
 ) -> dict[str, Any]:
-    rows = [measure(name, out, overrides, steps) for name in names]
+    rows = [measure(name, out, overrides, steps, repeats) for name in names]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     result = {"device": device, "threads": torch.get_num_threads(), "configs": rows}
     result["torch"] = torch.__version__
@@ -172,7 +180,11 @@ def table(result: dict[str, Any]) -> str:
         lines.append(
             f"| {r['config']} | {r['batch_size']} x {r['n_dis']} | {r['pipeline_img_s']:.0f} | "
             f"{r['baseline_img_s']:.0f} | {r['time_ratio']:.3f} | {loader} | "
-            f"{r['loader_over_step']:.1f}x | {r['eval_samples_s']:.0f} | "
+            f"{r['loader_over_step']:.1f}x | {_rate(r['eval_samples_s'])} | "
             f"{r['peak_memory_gb']:.2f} | {r['mfu']:.1%} |"
         )
     return "\n".join(lines)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
