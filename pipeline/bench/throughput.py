@@ -41,6 +41,7 @@ from pipeline.errors import UserError
 from pipeline.metrics.evaluate import Protocol
 from pipeline.models import build_models
 from pipeline.sampling import generate
+from pipeline.train.determinism import use_kernels
 
 # name: (config, data source, steps per timed window). random-128: noise images with 1000
 # classes standing in for ImageNet at 128 px (benchmarks/gpu_check.sh; too big for a CPU).
@@ -124,6 +125,7 @@ def measure(
     index = dataset_index(config.data)
     cfg = config.train
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    use_kernels(cfg.deterministic)  # the plain loop gets the kernels the pipeline chooses
     plain = PlainLoop(config, index, device)
     pipelines, baselines = [], []
     for _ in range(repeats):

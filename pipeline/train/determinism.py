@@ -25,3 +25,11 @@ def use_fast_kernels() -> None:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def use_kernels(deterministic: bool) -> None:
+    """`train.deterministic`'s choice, for a training process and the bench's plain loop alike."""
+    if deterministic:
+        use_deterministic_kernels()
+    else:
+        use_fast_kernels()

@@ -25,7 +25,7 @@ from pipeline.sampling import generate
 from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
 from pipeline.train.collapse_guard import intervene, interventions_applied, start_guard
-from pipeline.train.determinism import use_deterministic_kernels, use_fast_kernels
+from pipeline.train.determinism import use_kernels
 from pipeline.train.distributed import bare, prepare, uses_deepspeed
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
@@ -45,10 +45,7 @@ from pipeline.visual import image_grid, scatter
 def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     """Train to `train.steps`; False when stopped before (signal or STOP file), checkpointed."""
     cfg = config.train
-    if cfg.deterministic:
-        use_deterministic_kernels()
-    else:
-        use_fast_kernels()
+    use_kernels(cfg.deterministic)
     index = dataset_index(config.data)  # fails early, on every rank, if the data is missing
     set_seed(config.seed)  # identical initial weights on every rank
     G, D = build_models(config.model, index)

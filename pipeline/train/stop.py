@@ -34,6 +34,8 @@ class StopRequest:
             return False
         if self.reason is None and self.file.is_file():
             self.reason = f"{self.file} exists"
+        if self.accelerator.num_processes == 1:  # nobody to agree with: no device round trip
+            return self.reason is not None
         vote = torch.tensor([self.reason is not None], device=self.accelerator.device)
         return bool(self.accelerator.reduce(vote.int(), "sum").item())
 
