@@ -93,6 +93,14 @@ def parser() -> argparse.ArgumentParser:
     throughput.add_argument("--steps", type=int, help="steps per timed window")
     throughput.add_argument("--repeats", type=int, default=3, help="timed turns of each side")
     throughput.add_argument("overrides", nargs="*", metavar="key=value", help="applied to all")
+    profile = bench.add_parser(
+        "profile", help="where a step's time goes, pipeline beside plain loop; traces"
+    )
+    profile.add_argument("--out", type=Path, default=Path("bench/profile"))
+    profile.add_argument("--configs", default="dcgan-32", help="names as in bench throughput")
+    profile.add_argument("--steps", type=int, help="steps profiled (as bench throughput's)")
+    profile.add_argument("--warmup", type=int, help="steps before them (default: as many)")
+    profile.add_argument("overrides", nargs="*", metavar="key=value", help="applied to all")
     scaling = bench.add_parser("scaling", help="per-iteration compute, all-reduce, GPU scaling")
     scaling.add_argument("configs", nargs="+", type=Path, help="experiment YAML files")
     scaling.add_argument("--gpus", default="8,16,32,64,128,256")
@@ -257,6 +265,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         names = pick("--configs", args.configs, throughput.CONFIGS)
         result = throughput.run(args.out, names, args.overrides, args.steps, args.repeats)
         print(throughput.table(result))
+        return 0
+    if args.benchmark == "profile":
+        from pipeline.bench import profile, throughput
+
+        names = pick("--configs", args.configs, throughput.CONFIGS)
+        result = profile.run(args.out, names, args.overrides, args.steps, args.warmup)
+        print(profile.table(result))
         return 0
     from pipeline.bench import families
 

@@ -200,6 +200,16 @@ class TrackingConfig:
 
 
 @dataclass
+class ProfileConfig:
+    """torch's profiler over `steps` training steps after step `start` (past warm-up, cuDNN
+    autotuning and compiling): profile/ in the run directory gets each process's trace (for
+    Perfetto or chrome://tracing) and its time per step by kind of work."""
+
+    steps: int = bounded(0, 0)  # 0 = off
+    start: int = bounded(10, 0)
+
+
+@dataclass
 class Config:
     name: str = "run"
     seed: int = 0
@@ -213,6 +223,7 @@ class Config:
     nonfinite: NonFiniteConfig = field(default_factory=NonFiniteConfig)
     collapse_guard: CollapseGuardConfig = field(default_factory=CollapseGuardConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

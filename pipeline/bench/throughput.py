@@ -68,17 +68,34 @@ def build_data(source: str, data: Path) -> None:
 WORKERS = (0, 1, 2)
 
 
+def prepared_data(out: Path, source: str) -> Path:
+    """The source's shards under `out`, built the first time."""
+    data = out / "data" / source
+    if not (data / "index.json").is_file():
+        build_data(source, data)
+    return data
+
+
+def train_quietly(config: str, data: Path, run: Path, steps: int, flags: list[str]) -> None:
+    """A `ganpipe train` process of `steps` steps with nothing in them but training: no
+    evaluation, samples or checkpoints before the last step, no W&B. `flags` come last."""
+    never = 10**9
+    flags = [f"data.dir={data}", f"train.steps={steps}", f"train.eval_every={never}",
+             f"train.sample_every={never}", f"train.checkpoint_every={never}",
+             "tracking.wandb=false", *flags]  # fmt: skip
+    command = [sys.executable, "-m", "pipeline.cli", "train", "--config", config,
+               "--run-dir", str(run), *flags]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise UserError(f"{config}: the training process failed:\n{done.stderr[-3000:]}")
+
+
 def pipeline_rate(config: str, data: Path, steps: int, overrides: list[str]) -> dict[str, float]:
     """Images/s and peak memory of a real training process over its second window."""
     with tempfile.TemporaryDirectory() as tmp:
-        never = 10**9
-        flags = [f"data.dir={data}", f"train.steps={2 * steps}", f"train.log_every={steps}",
-                 f"train.eval_every={never}", f"train.sample_every={never}",
-                 f"train.checkpoint_every={never}", "tracking.wandb=false"]  # fmt: skip
-        command = [sys.executable, "-m", "pipeline.cli", "train", "--config", config,
-                   "--run-dir", f"{tmp}/run", *flags, *overrides]  # fmt: skip
-        subprocess.run(command, check=True, capture_output=True, text=True)
-        records = [json.loads(line) for line in Path(f"{tmp}/run/metrics.jsonl").open()]
+        run = Path(tmp, "run")
+        train_quietly(config, data, run, 2 * steps, [f"train.log_every={steps}", *overrides])
+        records = [json.loads(line) for line in (run / "metrics.jsonl").open()]
     timed = [r for r in records if "img_per_s" in r][-1]
     memory = timed.get("memory/gpu_peak_gb", timed["memory/host_peak_gb"])
     return {"img_s": timed["img_per_s"], "peak_memory_gb": memory}
@@ -118,9 +135,7 @@ def measure(
 ) -> dict[str, Any]:
     config_path, source, default_steps = CONFIGS[name]
     steps = steps or default_steps
-    data = out / "data" / source
-    if not (data / "index.json").is_file():
-        build_data(source, data)
+    data = prepared_data(out, source)
     config = load_config(config_path, [f"data.dir={data}", *overrides])
     index = dataset_index(config.data)
     cfg = config.train

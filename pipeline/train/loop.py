@@ -32,6 +32,7 @@ from pipeline.train.growth import growth_for
 from pipeline.train.monitoring import peak_memory_gb, sigma_stats
 from pipeline.train.nonfinite import NonFiniteGuard
 from pipeline.train.optimizers import adam, default_device_type
+from pipeline.train.profiling import StepProfiler
 from pipeline.train.schedule import lr_factor, set_learning_rates
 from pipeline.train.shared_eval import evaluate_shared, training_protocol
 from pipeline.train.state import restore, save
@@ -127,6 +128,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     collapse = start_guard(config, protocol, accelerator, len(applied))
     shards: set[str] = set()
     window = Window()
+    profiler = StepProfiler(config.profile, run_dir, rank, accelerator.device)
     progress = tqdm(
         total=cfg.steps,
         initial=step,
@@ -147,6 +149,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         step += 1
         images_seen += cfg.n_dis * global_batch
         progress.update()
+        if (profiled := profiler.after(step)) and main:
+            progress.write(profiled)
         if guard.record([stats["finite"] for stats in updates]):
             step, images_seen = roll_back(gan, ema, run_dir, guard, tracker, step)
             gan.d_steps = step * cfg.n_dis
@@ -217,6 +221,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
                 )
             break
 
+    if (profiled := profiler.close(step)) and main:
+        progress.write(profiled)
     progress.close()
     runs.write_json(
         run_dir / "ranks" / f"rank{rank}.json",
