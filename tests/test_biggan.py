@@ -3,6 +3,7 @@ import torch
 
 from pipeline.config import ModelConfig
 from pipeline.models import biggan, build_models
+from pipeline.models.layers import Layers
 from pipeline.train.regularizers import orthogonal_penalty
 
 
@@ -54,6 +55,23 @@ def test_gradients_reach_every_parameter(shared_dim):
     for model in (g, d):
         for name, p in model.named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_self_attention_is_sagans(layout):
+    """The fused call computes SAGAN's attention: softmax of unscaled query-key products over
+    the pooled positions, mixing the pooled values."""
+    torch.manual_seed(0)
+    attention = biggan.SelfAttention(Layers(True), 32).eval()
+    attention.gamma.data.fill_(0.7)
+    x = torch.randn(2, 32, 8, 8).to(memory_format=layout)
+    with torch.no_grad():
+        query = attention.theta(x).flatten(2)
+        key = torch.nn.functional.max_pool2d(attention.phi(x), 2).flatten(2)
+        value = torch.nn.functional.max_pool2d(attention.g(x), 2).flatten(2)
+        weights = torch.softmax(query.transpose(1, 2) @ key, dim=-1)
+        expected = x + 0.7 * attention.out((value @ weights.transpose(1, 2)).view(2, 16, 8, 8))
+        torch.testing.assert_close(attention(x), expected)
 
 
 def test_class_conditioning_changes_the_image():
