@@ -10,6 +10,8 @@
 #   profile   where a step's time goes (GPU busy share, kernel time by kind of work),
 #             pipeline beside plain loop, for the DCGAN and BigGAN-128
 #   compiled  BigGAN-128 under train.compile
+#   ablations the DCGAN and BigGAN-128 without channels_last, then without cuDNN autotuning
+#             and TF32 (train.deterministic): each optimisation's effect on this card
 # Each part runs even if one before it failed; the exit status says whether all passed.
 # Prints the tables the README reports; writes bench/gpu-check*/.
 # STEPS: steps per timed window of BigGAN-128 (10); REPEATS: timed turns of each side for the
@@ -58,13 +60,22 @@ compiled() {
   part "BigGAN-128 compiled" ganpipe bench throughput "${biggan[@]}" \
     --out bench/gpu-check-compiled train.mixed_precision=bf16 train.compile=true
 }
+ablations() {
+  local without
+  for without in train.channels_last=false train.deterministic=true; do
+    part "DCGAN, $without" ganpipe bench throughput --configs dcgan-32 --steps 200 --repeats 1 \
+      --out "bench/gpu-check-dcgan-without-${without%%=*}" train.mixed_precision=bf16 "$without"
+    part "BigGAN-128, $without" ganpipe bench throughput "${biggan[@]}" \
+      --out "bench/gpu-check-without-${without%%=*}" train.mixed_precision=bf16 "$without"
+  done
+}
 
 parts=("$@")
-[ $# -gt 0 ] || parts=(tests ring dcgan biggan profile compiled)
+[ $# -gt 0 ] || parts=(tests ring dcgan biggan profile compiled ablations)
 for each in "${parts[@]}"; do
   case $each in
-    tests | ring | dcgan | biggan | profile | compiled) ;;
-    *) echo "unknown part '$each': tests, ring, dcgan, biggan, profile or compiled" && exit 2 ;;
+    tests | ring | dcgan | biggan | profile | compiled | ablations) ;;
+    *) echo "unknown part '$each': tests ring dcgan biggan profile compiled ablations" && exit 2 ;;
   esac
 done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
