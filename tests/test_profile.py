@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import SMALL_MLP, ganpipe
 
-from pipeline.train.profiling import OTHER, Window, kind_of
+from pipeline.train.profiling import OTHER, ProfiledSteps, kind_of
 
 MODEL = [f"model.{key}={value}" for key, value in SMALL_MLP.items()]
 
@@ -23,7 +23,11 @@ MODEL = [f"model.{key}={value}" for key, value in SMALL_MLP.items()]
         ("aten::native_batch_norm", "normalization"),
         ("aten::_fused_adam_", "optimizer / EMA"),
         ("aten::_foreach_lerp_", "optimizer / EMA"),
+        ("aten::mv", "conv / matmul"),
         ("aten::copy_", "copy / cast"),
+        ("aten::cat", "copy / cast"),
+        ("nccl:all_reduce", "communication"),
+        ("aten::scatter_add_", OTHER),
         ("aten::leaky_relu", OTHER),
     ],
 )
@@ -33,7 +37,7 @@ def test_operators_are_sorted_into_kinds_of_work(op, kind):
 
 def test_a_window_counts_each_operator_once():
     a, b = torch.randn(256, 256), torch.randn(256, 256)
-    window = Window("cpu")
+    window = ProfiledSteps("cpu")
     window.start()
     for _ in range(4):
         torch.relu(a @ b)
@@ -85,3 +89,8 @@ def test_profile_bench_sets_the_pipeline_beside_the_plain_loop(tmp_path):
         assert row[side]["steps"] == 5 and row[side]["kinds_ms"]["conv / matmul"] > 0, side
         assert (out / f"mlp-ring-{side}-trace.json.gz").stat().st_size > 0
     assert "| wall |" in done.stdout and "| conv / matmul |" in done.stdout
+
+
+def test_a_run_ending_where_its_window_opens_writes_no_profile(ring, tmp_path):
+    profiled_run(ring, tmp_path / "run", "train.steps=3", "profile.start=3", "profile.steps=2")
+    assert not (tmp_path / "run" / "profile").exists()

@@ -24,7 +24,7 @@ from pipeline.bench.throughput import CONFIGS, prepared_data, train_quietly
 from pipeline.config import load_config
 from pipeline.data.reader import dataset_index
 from pipeline.train.determinism import use_kernels
-from pipeline.train.profiling import Window
+from pipeline.train.profiling import ProfiledSteps
 
 
 def profile_config(
@@ -47,7 +47,7 @@ def profile_config(
     for k in range(warmup):
         plain.step(k)
     synchronize(device)
-    profiled = Window(device)
+    profiled = ProfiledSteps(device)
     profiled.start()
     for k in range(warmup, warmup + steps):
         plain.step(k)

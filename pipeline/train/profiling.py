@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -20,25 +21,25 @@ from torch.profiler import ProfilerActivity, profile
 
 from pipeline.config import ProfileConfig
 
-# First match wins, on the operator's lower-case name (autograd's backward nodes included).
-KINDS = (
-    ("attention", ("softmax", "attention")),
-    ("conv / matmul", ("conv", "mm", "matmul", "linear", "addmv", "einsum")),
-    ("normalization", ("batch_norm", "layer_norm", "group_norm")),
-    ("optimizer / EMA", ("adam", "_foreach")),
-    ("communication", ("nccl", "gloo", "all_reduce", "broadcast")),
-    ("copy / cast", ("copy", "_to_copy", "cat", "clone", "contiguous", "pin_memory")),
-)
+# First match wins, searched in the operator's lower-case name (autograd's backward nodes too).
+KINDS = {
+    "attention": r"softmax|attention",
+    "conv / matmul": r"conv|mm|matmul|linear|addmv|einsum|\bmv\b|vdot",
+    "normalization": r"batch_norm|layer_norm|group_norm",
+    "optimizer / EMA": r"adam|_foreach",
+    "communication": r"nccl|gloo|all_reduce|all_gather|\bbroadcast\b",
+    "copy / cast": r"copy|\bcat\b|clone|contiguous|pin_memory",
+}
 OTHER = "elementwise / other"
 TOP = 15  # operators listed one by one
 
 
 def kind_of(op: str) -> str:
     name = op.lower()
-    return next((kind for kind, words in KINDS if any(w in name for w in words)), OTHER)
+    return next((kind for kind, words in KINDS.items() if re.search(words, name)), OTHER)
 
 
-class Window:
+class ProfiledSteps:
     """A profiled stretch of steps: `start()`, the steps, then `stop(steps)` for the summary;
     `save(path)` writes the trace, gzipped."""
 
@@ -65,7 +66,7 @@ class Window:
         # launched it, so kernels are not counted twice).
         ops = [e for e in self.profiler.key_averages() if e.device_type == DeviceType.CPU]
         timed = [(e.key, self._self_us(e) / 1e3 / steps, e.count / steps) for e in ops]
-        kinds = {kind: 0.0 for kind, _ in KINDS} | {OTHER: 0.0}
+        kinds = dict.fromkeys([*KINDS, OTHER], 0.0)
         for op, ms, _ in timed:
             kinds[kind_of(op)] += ms
         busy = sum(kinds.values())
@@ -101,26 +102,29 @@ class StepProfiler:
     def __init__(self, config: ProfileConfig, run_dir: Path, rank: int, device: torch.device):
         self.config, self.rank, self.device = config, rank, device
         self.dir = run_dir / "profile"
-        self.window: Window | None = None
-        self.first = 0
+        self.window: ProfiledSteps | None = None
+        self.first: int | None = None  # the step the window opened at: one window a run
+        self.profiled = 0  # iterations in it (a rollback may move the step back)
 
     def after(self, step: int) -> str | None:
         """Called after each iteration with the steps done; a line to print when a window ends."""
-        if not self.config.steps:
-            return None
-        if self.window is None and step == self.config.start:
-            self.window, self.first = Window(self.device), step
+        if self.window is not None:
+            self.profiled += 1
+            return self.close(step) if self.profiled >= self.config.steps else None
+        if self.config.steps and self.first is None and step == self.config.start:
+            self.window, self.first = ProfiledSteps(self.device), step
             self.window.start()
-        elif self.window is not None and step >= self.config.start + self.config.steps:
-            return self.close(step)
         return None
 
     def close(self, step: int) -> str | None:
         """Ends a window still open (also when the run ended or stopped inside it)."""
-        if self.window is None or step == self.first:
-            return None
         window, self.window = self.window, None
-        summary = window.stop(step - self.first) | {"from_step": self.first, "to_step": step}
+        if window is None:
+            return None
+        if not self.profiled:  # the run ended at the step the window opened at
+            window.profiler.stop()
+            return None
+        summary = window.stop(self.profiled) | {"from_step": self.first, "to_step": step}
         self.dir.mkdir(parents=True, exist_ok=True)
         window.save(self.dir / f"trace-rank{self.rank}.json.gz")
         (self.dir / f"summary-rank{self.rank}.json").write_text(json.dumps(summary, indent=2))
