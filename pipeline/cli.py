@@ -101,6 +101,14 @@ def parser() -> argparse.ArgumentParser:
     profile.add_argument("--steps", type=int, help="steps profiled (as bench throughput's)")
     profile.add_argument("--warmup", type=int, help="steps before them (default: as many)")
     profile.add_argument("overrides", nargs="*", metavar="key=value", help="applied to all")
+    roofline = bench.add_parser(
+        "roofline", help="the most MFU a config's step can reach, operator by operator"
+    )
+    roofline.add_argument("--out", type=Path, default=Path("bench/roofline"))
+    roofline.add_argument("--configs", default="biggan-128", help="names as in bench throughput")
+    roofline.add_argument("--peak-tflops", type=float, default=989.0, help="dense, run's dtype")
+    roofline.add_argument("--bandwidth-tbs", type=float, default=3.35, help="memory, TB/s")
+    roofline.add_argument("overrides", nargs="*", metavar="key=value", help="applied to all")
     scaling = bench.add_parser("scaling", help="per-iteration compute, all-reduce, GPU scaling")
     scaling.add_argument("configs", nargs="+", type=Path, help="experiment YAML files")
     scaling.add_argument("--gpus", default="8,16,32,64,128,256")
@@ -265,6 +273,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         names = pick("--configs", args.configs, throughput.CONFIGS)
         result = throughput.run(args.out, names, args.overrides, args.steps, args.repeats)
         print(throughput.table(result))
+        return 0
+    if args.benchmark == "roofline":
+        from pipeline.bench import roofline, throughput
+
+        names = pick("--configs", args.configs, throughput.CONFIGS)
+        result = roofline.run(args.out, names, args.overrides, args.peak_tflops, args.bandwidth_tbs)
+        print(roofline.table(result))
         return 0
     if args.benchmark == "profile":
         from pipeline.bench import profile, throughput
