@@ -9,7 +9,8 @@
 #             the same images per step, to see how MFU grows with the batch a kernel sees
 #   profile   where a step's time goes (GPU busy share, kernel time by kind of work),
 #             pipeline beside plain loop, for the DCGAN and BigGAN-128
-#   compiled  BigGAN-128 under train.compile
+#   compiled  the DCGAN under CUDA graphs (train.compile_mode=reduce-overhead), BigGAN-128
+#             under train.compile
 #   ablations the DCGAN and BigGAN-128 without channels_last, then without cuDNN autotuning
 #             and TF32 (train.deterministic): each optimisation's effect on this card
 # Each part runs even if one before it failed; the exit status says whether all passed.
@@ -57,6 +58,9 @@ profile() {
     --out bench/gpu-check-profile train.mixed_precision=bf16
 }
 compiled() {
+  part "DCGAN compiled, CUDA graphs" ganpipe bench throughput --configs dcgan-32 --steps 200 \
+    --repeats 1 --out bench/gpu-check-dcgan-graphs train.mixed_precision=bf16 \
+    train.compile=true train.compile_mode=reduce-overhead
   part "BigGAN-128 compiled" ganpipe bench throughput "${biggan[@]}" \
     --out bench/gpu-check-compiled train.mixed_precision=bf16 train.compile=true
 }

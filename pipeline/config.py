@@ -97,6 +97,9 @@ class TrainConfig:
     sync_bn: bool = False  # batch-norm statistics over all processes' batches (cross-replica)
     deterministic: bool = False  # deterministic kernels: a resumed run matches bit for bit
     compile: bool = False  # torch.compile the trained forward passes (eager where it cannot)
+    # torch.compile's mode: reduce-overhead replays CUDA graphs (fewer launches, for models
+    # too small to keep a GPU busy); max-autotune also searches kernels (long to compile)
+    compile_mode: str = choice("default", "reduce-overhead", "max-autotune")
     channels_last: bool = True  # image models and batches in NHWC order (faster convolutions)
     log_every: int = bounded(50, 1)
     eval_every: int = bounded(500, 1)

@@ -86,11 +86,13 @@ def test_channels_last_models_compute_what_contiguous_ones_do():
     torch.testing.assert_close(D(nhwc, y), logits, rtol=1e-4, atol=1e-5)
 
 
-def test_a_compiled_run_trains_and_checkpoints_the_plain_modules(ring, tmp_path):
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])  # CUDA graphs: GPU only
+def test_a_compiled_run_trains_and_checkpoints_the_plain_modules(ring, tmp_path, mode):
     run = tmp_path / "run"
     model = [f"model.{key}={value}" for key, value in SMALL_MLP.items()]
     done = ganpipe("train", "--run-dir", run, f"data.dir={ring}", *model, "train.compile=true",
-                   "train.steps=3", "train.eval_every=3", "tracking.wandb=false")  # fmt: skip
+                   f"train.compile_mode={mode}", "train.steps=3", "train.eval_every=3",
+                   "tracking.wandb=false")  # fmt: skip
     assert "_dynamo" not in done.stderr  # compiled, not fallen back to eager
     state = checkpoint.load(checkpoint.latest(run) / checkpoint.STATE)
     assert not any("_orig_mod" in key for key in state["G"])  # loads into an eager model

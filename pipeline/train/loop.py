@@ -87,7 +87,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     bf16 = cfg.mixed_precision == "bf16"
     gan = GAN(*parts, toolbox, cfg.grad_accum, bf16, memory_format=layout)
     if cfg.compile:
-        gan.compile()
+        gan.compile(cfg.compile_mode)
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
     growth = growth_for(gan.g_bare, cfg.phase_images)
 

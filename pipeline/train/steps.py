@@ -55,15 +55,17 @@ class GAN:
         unwrap = (lambda o: o) if self.deepspeed else (lambda o: getattr(o, "optimizer", o))
         self.g_optimizer, self.d_optimizer = unwrap(self.opt_g), unwrap(self.opt_d)
 
-    def compile(self) -> None:
+    def compile(self, mode: str = "default") -> None:
         """torch.compile the passes the updates differentiate: D on real and fake in the D
         step, G in the G step. Penalties that differentiate D twice (R1, WGAN-GP) and the G
-        step's pass through a frozen D keep the bare, eager modules."""
+        step's pass through a frozen D keep the bare, eager modules. Under CUDA graphs
+        (reduce-overhead) each compiled call begins a new replay once the backward of the
+        one before has run, which is the order of the steps' calls."""
         if self.deepspeed:  # its engines hold (and checkpoint) the models
             print("train.compile: ignored under DeepSpeed, the models run eager", flush=True)
             return
         torch._dynamo.config.suppress_errors = True  # a graph that cannot compile runs eager
-        self.G, self.D = torch.compile(self.G), torch.compile(self.D)
+        self.G, self.D = torch.compile(self.G, mode=mode), torch.compile(self.D, mode=mode)
 
     def real(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A batch on the device, in the models' memory layout, and its labels (None for an
