@@ -32,6 +32,9 @@ from pipeline.data.reader import dataset_index
 from pipeline.train.profiling import KINDS, OTHER, TOP, kind_of
 
 MATMUL = "conv / matmul"
+# Operators that return their input's data under another name or shape, moving nothing.
+RENAMES = (torch.ops.aten.detach, torch.ops.aten._unsafe_view, torch.ops.aten.alias,
+           torch.ops.aten.lift_fresh)  # fmt: skip
 
 
 class Operators(TorchDispatchMode):
@@ -44,7 +47,7 @@ class Operators(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if func.is_view or func.overloadpacket is torch.ops.aten.detach:
+        if func.is_view or func.overloadpacket in RENAMES:
             return out
         count = flop_registry.get(func.overloadpacket)
         flops = count(*args, **kwargs, out_val=out) if count else 0
