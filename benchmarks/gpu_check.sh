@@ -33,7 +33,7 @@ part() {
   fi
 }
 
-biggan=(--configs biggan-128 --steps "${STEPS:-10}" --repeats 1)
+biggan128=(--configs biggan-128 --steps "${STEPS:-10}" --repeats 1)
 
 tests() { part "GPU tests" python3 -m pytest -q -m gpu tests; }
 ring() {
@@ -46,9 +46,9 @@ dcgan() {
     --repeats "${REPEATS:-2}" --out bench/gpu-check-dcgan train.mixed_precision=bf16
 }
 biggan() {
-  part "BigGAN-128 throughput" ganpipe bench throughput "${biggan[@]}" --out bench/gpu-check \
+  part "BigGAN-128 throughput" ganpipe bench throughput "${biggan128[@]}" --out bench/gpu-check \
     train.mixed_precision=bf16
-  part "BigGAN-128, batch 128" ganpipe bench throughput "${biggan[@]}" \
+  part "BigGAN-128, batch 128" ganpipe bench throughput "${biggan128[@]}" \
     --out bench/gpu-check-b128 train.mixed_precision=bf16 train.batch_size=128 train.grad_accum=2
 }
 profile() {
@@ -61,7 +61,7 @@ compiled() {
   part "DCGAN compiled, CUDA graphs" ganpipe bench throughput --configs dcgan-32 --steps 200 \
     --repeats 1 --out bench/gpu-check-dcgan-graphs train.mixed_precision=bf16 \
     train.compile=true train.compile_mode=reduce-overhead
-  part "BigGAN-128 compiled" ganpipe bench throughput "${biggan[@]}" \
+  part "BigGAN-128 compiled" ganpipe bench throughput "${biggan128[@]}" \
     --out bench/gpu-check-compiled train.mixed_precision=bf16 train.compile=true
 }
 ablations() {
@@ -69,7 +69,7 @@ ablations() {
   for without in train.channels_last=false train.deterministic=true; do
     part "DCGAN, $without" ganpipe bench throughput --configs dcgan-32 --steps 200 --repeats 1 \
       --out "bench/gpu-check-dcgan-without-${without%%=*}" train.mixed_precision=bf16 "$without"
-    part "BigGAN-128, $without" ganpipe bench throughput "${biggan[@]}" \
+    part "BigGAN-128, $without" ganpipe bench throughput "${biggan128[@]}" \
       --out "bench/gpu-check-without-${without%%=*}" train.mixed_precision=bf16 "$without"
   done
 }
