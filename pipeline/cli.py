@@ -267,30 +267,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_collapse(args)
     if args.benchmark == "scaling":
         return bench_scaling(args)
-    if args.benchmark == "throughput":
-        from pipeline.bench import throughput
-
-        names = pick("--configs", args.configs, throughput.CONFIGS)
-        result = throughput.run(args.out, names, args.overrides, args.steps, args.repeats)
-        print(throughput.table(result))
-        return 0
-    if args.benchmark == "roofline":
-        from pipeline.bench import roofline, throughput
-
-        names = pick("--configs", args.configs, throughput.CONFIGS)
-        result = roofline.run(args.out, names, args.overrides, args.peak_tflops, args.bandwidth_tbs)
-        print(roofline.table(result))
-        return 0
-    if args.benchmark == "profile":
-        from pipeline.bench import profile, throughput
-
-        names = pick("--configs", args.configs, throughput.CONFIGS)
-        result = profile.run(args.out, names, args.overrides, args.steps, args.warmup)
-        print(profile.table(result))
-        return 0
+    if args.benchmark in ("throughput", "profile", "roofline"):
+        return bench_speed(args)
     from pipeline.bench import families
 
     families.run(args.out, pick("--families", args.families, families.CONFIGS), args.overrides)
+    return 0
+
+
+def bench_speed(args: argparse.Namespace) -> int:
+    """throughput, profile and roofline: the same named configs, measured three ways."""
+    from pipeline.bench import profile, roofline, throughput
+
+    names = pick("--configs", args.configs, throughput.CONFIGS)
+    if args.benchmark == "throughput":
+        result = throughput.run(args.out, names, args.overrides, args.steps, args.repeats)
+        print(throughput.table(result))
+    elif args.benchmark == "profile":
+        result = profile.run(args.out, names, args.overrides, args.steps, args.warmup)
+        print(profile.table(result))
+    else:
+        result = roofline.run(args.out, names, args.overrides, args.peak_tflops, args.bandwidth_tbs)
+        print(roofline.table(result))
     return 0
 
 

@@ -17,13 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from pipeline.bench.plain_loop import PlainLoop, synchronize
-from pipeline.bench.throughput import CONFIGS, prepared_data, train_quietly
+from pipeline.bench.throughput import CONFIGS, machine, prepared_data, train_quietly
 from pipeline.config import load_config
 from pipeline.data.reader import dataset_index
 from pipeline.train.determinism import use_kernels
+from pipeline.train.optimizers import default_device_type
 from pipeline.train.profiling import ProfiledSteps
 
 
@@ -35,7 +34,7 @@ def profile_config(
     warmup = steps if warmup is None else warmup
     data = prepared_data(out, source)
     config = load_config(config_path, [f"data.dir={data}", *overrides])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device_type()
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp, "run")
         window = [f"train.log_every={steps}", f"profile.start={warmup}", f"profile.steps={steps}"]
@@ -65,9 +64,7 @@ def run(
 ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     rows = [profile_config(name, out, overrides, steps, warmup) for name in names]
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    result = {"device": device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "configs": rows}  # fmt: skip
+    result = {**machine(), "configs": rows}
     (out / "profile.json").write_text(json.dumps(result, indent=2))
     return result
 

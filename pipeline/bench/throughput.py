@@ -42,6 +42,7 @@ from pipeline.metrics.evaluate import Protocol
 from pipeline.models import build_models
 from pipeline.sampling import generate
 from pipeline.train.determinism import use_kernels
+from pipeline.train.optimizers import default_device_type
 
 # name: (config, data source, steps per timed window). random-128: noise images with 1000
 # classes standing in for ImageNet at 128 px (benchmarks/gpu_check.sh; too big for a CPU).
@@ -139,7 +140,7 @@ def measure(
     config = load_config(config_path, [f"data.dir={data}", *overrides])
     index = dataset_index(config.data)
     cfg = config.train
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device_type()
     use_kernels(cfg.deterministic)  # the plain loop gets the kernels the pipeline chooses
     plain = PlainLoop(config, index, device)
     pipelines, baselines = [], []
@@ -177,12 +178,16 @@ def run(
     out: Path, names: list[str], overrides: list[str], steps: int | None = None, repeats: int = 3
 ) -> dict[str, Any]:
     rows = [measure(name, out, overrides, steps, repeats) for name in names]
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    result = {"device": device, "threads": torch.get_num_threads(), "configs": rows}
-    result["torch"] = torch.__version__
+    result = {**machine(), "configs": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "throughput.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def machine() -> dict[str, Any]:
+    """What a bench's figures were measured on."""
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    return {"device": device, "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def table(result: dict[str, Any]) -> str:
