@@ -75,6 +75,14 @@ def parser() -> argparse.ArgumentParser:
     families.add_argument("--out", type=Path, default=Path("bench/families"))
     families.add_argument("--families", default="dcgan,biggan,progan,vaegan")
     families.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
+    quality = bench.add_parser("quality", help="digits-FID against compute time, with a baseline")
+    quality.add_argument("--out", type=Path, default=Path("bench/quality"))
+    quality.add_argument("--entries", default=None, help="default: every family and baseline")
+    quality.add_argument("--budgets", default="2,5,10,20,30", help="minutes of CPU per thread")
+    quality.add_argument("--seeds", type=int, default=3)
+    quality.add_argument("--n", type=int, default=10000, help="samples per evaluation")
+    quality.add_argument("--threads", type=int, default=2, help="torch threads of each run")
+    quality.add_argument("overrides", nargs="*", metavar="key=value", help="applied to the runs")
     collapse = bench.add_parser("collapse", help="mode collapse on ring, grid, stacked digits")
     collapse.add_argument("--out", type=Path, default=Path("bench/collapse"))
     collapse.add_argument("--suite", default="ring,grid,stacked")
@@ -269,6 +277,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_scaling(args)
     if args.benchmark in ("throughput", "profile", "roofline"):
         return bench_speed(args)
+    if args.benchmark == "quality":
+        return bench_quality(args)
     from pipeline.bench import families
 
     families.run(args.out, pick("--families", args.families, families.CONFIGS), args.overrides)
@@ -289,6 +299,23 @@ def bench_speed(args: argparse.Namespace) -> int:
     else:
         result = roofline.run(args.out, names, args.overrides, args.peak_tflops, args.bandwidth_tbs)
         print(roofline.table(result))
+    return 0
+
+
+def bench_quality(args: argparse.Namespace) -> int:
+    from pipeline.bench import quality
+
+    entries = pick("--entries", args.entries, quality.ENTRIES) if args.entries else quality.ENTRIES
+    try:
+        budgets = sorted(float(b) for b in args.budgets.split(","))
+    except ValueError:
+        raise UserError(f"--budgets: expected minutes like 2,5,10, got {args.budgets!r}") from None
+    if args.seeds < 1 or args.threads < 1 or args.n < 10 or min(budgets) <= 0:
+        raise UserError("--seeds and --threads must be at least 1, --n 10, --budgets above 0")
+    result = quality.run(args.out, entries, budgets, args.seeds, args.n, args.threads,
+                         args.overrides)  # fmt: skip
+    print("\n" + quality.tables(result["summary"], budgets))
+    print(f"written: {args.out}/results.json, quality.md, quality.png")
     return 0
 
 

@@ -106,6 +106,10 @@ class TrainConfig:
     sample_every: int = bounded(500, 1)
     checkpoint_every: int = bounded(500, 1)
     keep_checkpoints: int = bounded(2, 1)
+    # Minutes of this process's CPU time per torch thread (other load on the machine does not
+    # move them): a checkpoint as each is passed, kept, and the run ends at the last (or at
+    # `steps`). For time-budget benchmarks (`ganpipe bench quality`); [] = none.
+    budget_minutes: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -287,6 +291,10 @@ def _check_cross_fields(config: Config) -> None:
         betas = getattr(config.train, name)
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise UserError(f"train.{name}: {betas!r}, accepted: two numbers in [0, 1)")
+    if any(minutes <= 0 for minutes in config.train.budget_minutes):
+        raise UserError(
+            f"train.budget_minutes: {config.train.budget_minutes!r}, accepted: minutes > 0"
+        )
     model, augment = config.model, config.d_augment
     if config.train.batch_size % model.pack:
         raise UserError(

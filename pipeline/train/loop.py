@@ -24,6 +24,7 @@ from pipeline.models import build_models
 from pipeline.sampling import generate
 from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
+from pipeline.train.budget import CpuBudget
 from pipeline.train.collapse_guard import intervene, interventions_applied, start_guard
 from pipeline.train.determinism import use_kernels
 from pipeline.train.distributed import bare, prepare, uses_deepspeed
@@ -136,7 +137,9 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         unit="step",
         mininterval=1 if sys.stderr.isatty() else 30,  # batch logs get a line every 30 s
     )
-    while step < cfg.steps:
+    budget = CpuBudget(cfg.budget_minutes, counters)  # counted from here: training alone
+    agree = max_over_ranks(accelerator)
+    while step < cfg.steps and not budget.exhausted:
         learning_rate = lr_factor(step, cfg.steps, cfg.lr_decay_from) * guard.lr_scale
         set_learning_rates([(gan.opt_g, cfg.lr_g), (gan.opt_d, cfg.lr_d)], learning_rate)
         if growth:  # progressive growing: the stage follows the images shown
@@ -156,7 +159,9 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
             gan.d_steps = step * cfg.n_dis
             progress.n = step
             continue
-        last = step == cfg.steps
+        if (budget_passed := budget.passed(step, agree)) is not None:
+            tracker.log({"budget/minutes": budget_passed, **budget.record()}, step)
+        last = step == cfg.steps or budget.exhausted
 
         if step % cfg.log_every == 0 or last:
             values = {**window.summary(cfg.n_dis * global_batch), **toolbox.stats()}
@@ -201,9 +206,9 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
                 progress.n = step
                 continue
         stopping = not last and stop.agreed(step)
-        if step % cfg.checkpoint_every == 0 or last or stopping:
+        if step % cfg.checkpoint_every == 0 or last or stopping or budget_passed:
             counters = {"step": step, "images_seen": images_seen, "run_id": info["run_id"],
-                        "lr_scale": guard.lr_scale}  # fmt: skip
+                        "lr_scale": guard.lr_scale, **budget.state()}  # fmt: skip
             score = metrics.get("fid", metrics.get("reverse_kl")) if metrics else None
             health = collapse.health() if collapse else None
             saved = save(gan, ema, run_dir, counters, keep=cfg.keep_checkpoints, score=score,
@@ -246,7 +251,15 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     tracker.close()
     stop.close()
     accelerator.wait_for_everyone()
-    return step == cfg.steps
+    return step == cfg.steps or budget.exhausted
+
+
+def max_over_ranks(accelerator):
+    """The largest of the ranks' values (None on one process: nothing to agree on)."""
+    if accelerator.num_processes == 1:
+        return None
+    device = accelerator.device
+    return lambda value: accelerator.reduce(torch.tensor(value, device=device), "max").item()
 
 
 def roll_back(gan: GAN, ema: EMA, run_dir: Path, guard: NonFiniteGuard, tracker, step: int):
