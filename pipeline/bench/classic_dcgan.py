@@ -126,11 +126,11 @@ def load_state(path: Path) -> dict:
 
 
 @torch.no_grad()
-def samples(path: Path, width: int, n: int, seed: int, channels: int = 1) -> torch.Tensor:
-    """`n` images from the generator saved at `path`, drawn as the examples draw theirs: G in
-    training mode (batch statistics), batches of the training batch size."""
+def samples(state: dict, width: int, n: int, seed: int, channels: int = 1) -> torch.Tensor:
+    """`n` images from the generator of a saved `state`, drawn as the examples draw theirs: G
+    in training mode (batch statistics), batches of the training batch size."""
     G = generator(width, channels)
-    G.load_state_dict(load_state(path)["G"])
+    G.load_state_dict(state["G"])
     noise = torch.Generator().manual_seed(seed)
     z = torch.randn(n, Z_DIM, generator=noise)
     return torch.cat([G(chunk) for chunk in z.split(BATCH)])

@@ -135,7 +135,7 @@ def baseline(
     for budget in budgets:
         path = run_dir / f"{classic_dcgan.SAVE_PREFIX}{budget:g}.pt"
         state = classic_dcgan.load_state(path)
-        samples = classic_dcgan.samples(path, width, n, seed)
+        samples = classic_dcgan.samples(state, width, n, seed)
         metrics = protocol.measure(samples, None, seed)
         wall = state["budget_wall_seconds"] / 60
         points.append(point(budget, state["step"], state["budget_minutes"], wall, metrics))
