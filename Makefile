@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 # CPU torch from local wheels; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH_CPU := torch==2.13.0
-DATA := data/digits
 RUNS := runs
 
 .PHONY: venv demo test lint cluster-deps browser-deps clean
@@ -19,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 demo: venv
-	$(BIN)/python -m pipeline.demo --data $(DATA) --runs $(RUNS)
+	$(BIN)/python -m pipeline.demo --runs $(RUNS)
 
 test: venv
 	WANDB_MODE=offline $(BIN)/python -m pytest -q

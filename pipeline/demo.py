@@ -20,17 +20,18 @@ from pipeline.train.loop import train
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=Path("configs/quickstart.yaml"))
-    parser.add_argument("--data", type=Path, default=Path("data/digits"))
+    parser.add_argument("--data", type=Path, help="the digits' folder (default: the config's)")
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     args = parser.parse_args()
     started = time.perf_counter()
 
-    say(f"ganpipe data build digits --out {args.data}")
-    build("digits", args.data)
+    config = load_config(args.config, [f"data.dir={args.data}"] if args.data else [])
+    data, resolution = config.data.dir, config.data.shape[-1]
+    say(f"ganpipe data build digits --resolution {resolution} --out {data}")
+    build("digits", Path(data), resolution=resolution)
 
-    config = load_config(args.config, [f"data.dir={args.data}"])
     run = args.runs / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    say(f"ganpipe train --config {args.config} --run-dir {run} data.dir={args.data}")
+    say(f"ganpipe train --config {args.config} --run-dir {run} data.dir={data}")
     train(config, run)
 
     say(f"ganpipe eval --run {run}")

@@ -79,10 +79,13 @@ def test_a_run_with_budgets_checkpoints_at_each_and_ends_at_the_last(digits16, t
 @pytest.mark.slow
 def test_bench_quality_measures_pipeline_and_baseline_at_each_budget_and_resumes(tmp_path):
     out = tmp_path / "bench"
-    tiny = ["model.width=4", "model.d_width=4", "train.sample_every=100000"]
+    tiny = ["model.width=4", "model.d_width=4", "train.sample_every=100000",
+            "data.shape=[1,16,16]"]  # fmt: skip
     args = ["bench", "quality", "--out", out, "--entries", "quickstart,classic-16", "--budgets",
             "0.02,0.05", "--seeds", "2", "--n", "200", "--threads", "1", *tiny]  # fmt: skip
     done = ganpipe(*args)
+    # The digits are built at each entry's resolution: the baseline's architecture is 32 px.
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["digits-16", "digits-32"]
     result = json.loads((out / "results.json").read_text())
     assert result["budgets"] == [0.02, 0.05] and len(result["records"]) == 4
     for record in result["records"]:

@@ -24,6 +24,7 @@ from pipeline.train.budget import CpuBudget
 
 Z_DIM = 100  # the examples' nz
 BATCH = 64
+RESOLUTION = 32  # the examples' 64 px architecture less one 2x stage
 SAVE_PREFIX = "budget-"
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.data.shards import build
+from pipeline.bench.digits_data import digits_for
 
 CONFIGS = {
     "dcgan": "configs/quickstart.yaml",
@@ -26,11 +26,9 @@ def ganpipe(*args: str) -> str:
 
 
 def run(out: Path, families: list[str], overrides: list[str]) -> list[dict]:
-    data = out / "data" / "digits"
-    build("digits", data)
     rows = []
     for family in families:
-        run_dir = out / family
+        run_dir, data = out / family, digits_for(out, CONFIGS[family], overrides)
         started = time.perf_counter()
         ganpipe(
             "train",

@@ -21,8 +21,8 @@ from pathlib import Path
 from statistics import mean, stdev
 
 from pipeline.bench import classic_dcgan
+from pipeline.bench.digits_data import digits_at, digits_for
 from pipeline.data.reader import read_index
-from pipeline.data.shards import build
 from pipeline.metrics.evaluate import Protocol
 from pipeline.run_samples import evaluate_run
 from pipeline.train import checkpoint
@@ -48,11 +48,8 @@ def run(
     threads: int,
     overrides: list[str],
 ) -> dict:
-    data = out / "data" / "digits"
-    if not (data / "index.json").is_file():
-        build("digits", data)
     records = [
-        one_seed(out, entry, seed, data, budgets, n, threads, overrides)
+        one_seed(out, entry, seed, budgets, n, threads, overrides)
         for entry in entries
         for seed in range(seeds)
     ]
@@ -65,7 +62,7 @@ def run(
 
 
 def one_seed(
-    out: Path, entry: str, seed: int, data: Path, budgets: list[float], n: int, threads: int,
+    out: Path, entry: str, seed: int, budgets: list[float], n: int, threads: int,
     overrides: list[str],
 ) -> dict:  # fmt: skip
     folder = out / entry
@@ -77,11 +74,13 @@ def one_seed(
     run_dir = folder / f"seed{seed}"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if entry in BASELINES:
+        data = digits_at(out, classic_dcgan.RESOLUTION)
         points = baseline(run_dir, data, budgets, BASELINES[entry], seed, n, env)
         config = "pipeline/bench/classic_dcgan.py"
     else:
-        points = pipeline_run(run_dir, CONFIGS[entry], data, budgets, seed, n, env, overrides)
         config = CONFIGS[entry]
+        data = digits_for(out, config, overrides)
+        points = pipeline_run(run_dir, config, data, budgets, seed, n, env, overrides)
     record = {"entry": entry, "config": config, "seed": seed, "n": n, "threads": threads,
               "budgets_asked": budgets, "points": points}  # fmt: skip
     record_file.write_text(json.dumps(record, indent=2))
