@@ -29,7 +29,8 @@ from pipeline.train.profiling import ProfiledSteps
 def profile_config(
     name: str, out: Path, overrides: list[str], steps: int | None, warmup: int | None
 ) -> dict[str, Any]:
-    config_path, source, default_steps = CONFIGS[name]
+    config_path, source, default_steps, pinned = CONFIGS[name]
+    overrides = [*pinned, *overrides]
     steps = steps or default_steps
     warmup = steps if warmup is None else warmup
     data = prepared_data(out, source)

@@ -92,7 +92,8 @@ def step_operators(config, index: dict[str, Any]) -> tuple[list[tuple[str, int, 
 
 
 def bound(name: str, out: Path, overrides: list[str], tflops: float, tbs: float) -> dict:
-    config_path, source, _ = CONFIGS[name]
+    config_path, source, _, pinned = CONFIGS[name]
+    overrides = [*pinned, *overrides]
     data = prepared_data(out, source)  # the plain loop's batch comes from the data
     config = load_config(config_path, [f"data.dir={data}", *overrides])
     operators, images = step_operators(config, dataset_index(config.data))

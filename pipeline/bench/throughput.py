@@ -44,13 +44,15 @@ from pipeline.sampling import generate
 from pipeline.train.determinism import use_kernels
 from pipeline.train.optimizers import default_device_type
 
-# name: (config, data source, steps per timed window). random-128: noise images with 1000
-# classes standing in for ImageNet at 128 px (benchmarks/gpu_check.sh; too big for a CPU).
+# name: (config, data source, steps per timed window, settings that pin the measured model).
+# random-128: noise images with 1000 classes standing in for ImageNet at 128 px
+# (benchmarks/gpu_check.sh; too big for a CPU). dcgan-32 is the quickstart's DCGAN at 32 px,
+# the size its speed figures were measured at, whatever resolution the quickstart trains at.
 CONFIGS = {
-    "mlp-ring": ("configs/ring.yaml", "mog-ring", 400),
-    "dcgan-32": ("configs/quickstart.yaml", "digits", 30),
-    "biggan-32": ("configs/biggan-digits.yaml", "digits", 10),
-    "biggan-128": ("configs/biggan-imagenet128.yaml", "random-128", 10),
+    "mlp-ring": ("configs/ring.yaml", "mog-ring", 400, []),
+    "dcgan-32": ("configs/quickstart.yaml", "digits", 30, ["data.shape=[1,32,32]"]),
+    "biggan-32": ("configs/biggan-digits.yaml", "digits", 10, []),
+    "biggan-128": ("configs/biggan-imagenet128.yaml", "random-128", 10, []),
 }
 
 
@@ -134,7 +136,8 @@ def eval_rate(config, index: dict[str, Any], device: str, n: int = 2000) -> floa
 def measure(
     name: str, out: Path, overrides: list[str], steps: int | None, repeats: int
 ) -> dict[str, Any]:
-    config_path, source, default_steps = CONFIGS[name]
+    config_path, source, default_steps, pinned = CONFIGS[name]
+    overrides = [*pinned, *overrides]
     steps = steps or default_steps
     data = prepared_data(out, source)
     config = load_config(config_path, [f"data.dir={data}", *overrides])
