@@ -118,3 +118,27 @@ def test_a_collapse_rolls_back_to_the_last_healthy_checkpoint_and_intervenes(rin
     again = guarded_config(tmp_path / "c.yaml", ring, 90, interventions=["regularize.r1=0.5"])
     done = ganpipe("train", "--config", again, "--run-dir", run, "--resume")
     assert "collapse guard: in force since before the resume: regularize.r1=0.5" in done.stdout
+
+
+def test_after_an_ada_intervention_the_new_toolbox_is_logged_and_saved(digits16, tmp_path):
+    """The guard's check always fails (D's accuracy above 0) and turns ADA on at step 2: from
+    step 3 on, ADA's probability is logged and the rank file records ADA's state."""
+    settings = {
+        "data": {"dir": str(digits16)},
+        "model": {"family": "dcgan", "z_dim": 8, "width": 4, "d_width": 4},
+        "train": {"steps": 8, "batch_size": 16, "checkpoint_every": 4, "eval_every": 1000,
+                  "sample_every": 1000, "log_every": 1},
+        "eval": {"n_samples": 100, "n_samples_during_training": 100},
+        "collapse_guard": {"every": 2, "samples": 40, "real_samples": 40, "patience": 1,
+                           "max_d_accuracy": 0.0, "interventions": ["d_augment.ada_target=0.6"]},
+        "tracking": {"wandb": False},
+    }  # fmt: skip
+    config, run = tmp_path / "c.yaml", tmp_path / "run"
+    config.write_text(yaml.safe_dump(settings))
+    ganpipe("train", "--config", config, "--run-dir", run)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    alerts = [r for r in records if r.get("alert") == "collapse"]
+    assert alerts[0]["step"] == 2 and "applied d_augment.ada_target=0.6" in alerts[0]["text"]
+    assert [r["step"] for r in records if "ada_p" in r] == [3, 4, 5, 6, 7, 8]
+    ranked = json.loads((run / "ranks" / "rank0.json").read_text())
+    assert "augment.p" in ranked["toolbox"]

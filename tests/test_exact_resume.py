@@ -20,7 +20,8 @@ from pipeline.train import checkpoint
 N = 100  # checkpoint at N, end at 2N
 
 
-def write_config(ring, tmp_path):
+def write_config(ring, tmp_path, **sections):
+    """The deterministic MLP run; `sections` replace whole sections of it."""
     config = tmp_path / "exact.yaml"
     settings = {
         "data": {"dir": str(ring), "shuffle_buffer": 300},
@@ -32,7 +33,7 @@ def write_config(ring, tmp_path):
         "eval": {"n_samples": 500},
         "tracking": {"wandb": False},
     }  # fmt: skip
-    config.write_text(yaml.safe_dump(settings))
+    config.write_text(yaml.safe_dump({**settings, **sections}))
     return config
 
 
@@ -99,8 +100,65 @@ def train_command(config, run) -> list[str]:
             "--run-dir", str(run)]  # fmt: skip
 
 
-def test_a_killed_run_resumes_bit_for_bit(ring, tmp_path):
-    config = write_config(ring, tmp_path)
+def test_a_run_with_an_n_dis_intervention_resumes_bit_for_bit(ring, tmp_path):
+    """The collapse guard doubles D's steps at step 50 (its check always fails). Lazy R1 every
+    3rd D step lands on the same D steps after the resume at N only if their count is saved:
+    N x the new n_dis would be 50 too many."""
+    config = write_config(
+        ring, tmp_path,
+        regularize={"r1": 0.1, "r1_every": 3, "lecam": 0.01},
+        collapse_guard={"every": 50, "samples": 200, "real_samples": 400, "patience": 1,
+                        "max_d_accuracy": 0.0, "interventions": ["train.n_dis=2"]},
+    )  # fmt: skip
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    ganpipe("train", "--config", config, "--run-dir", whole)
+    alerts = [json.loads(line) for line in (whole / "metrics.jsonl").open() if '"alert"' in line]
+    assert "applied train.n_dis=2 (1/1)" in alerts[0]["text"] and alerts[0]["step"] == 50
+    kill_after_checkpoint(train_command(config, killed), killed)
+    ganpipe("train", "--resume", "--run-dir", killed)
+    assert_bitwise_equal(whole, killed, ranks=1)
+
+
+IMAGE_MODELS = {  # tiny on purpose, conditional, with ADA and lazy R1: the state to restore
+    "dcgan": ("digits16", {"family": "dcgan", "width": 4, "d_width": 4}),
+    "vaegan": ("digits16", {"family": "vaegan", "width": 4, "d_width": 4}),
+    "progan": ("digits16", {"family": "progan", "width": 4, "d_width": 4}),
+    "biggan": ("digits32", {"family": "biggan", "width": 2, "d_width": 2, "attention": 16,
+                            "shared_dim": 8, "spectral_norm_g": True}),
+}  # fmt: skip
+
+
+def write_image_config(family, request, tmp_path):
+    data, model = IMAGE_MODELS[family]
+    config = tmp_path / "exact.yaml"
+    settings = {
+        "data": {"dir": str(request.getfixturevalue(data)), "shuffle_buffer": 100},
+        "model": {**model, "z_dim": 8, "conditional": True},
+        # progan: 1,200 images a phase, so the resume at step N = 1,600 images is mid-fade
+        "train": {"steps": 2 * N, "batch_size": 16, "deterministic": True, "log_every": 1,
+                  "checkpoint_every": N, "eval_every": 10**6, "sample_every": 10**6,
+                  "ema_decay": 0.99, "phase_images": 1200},
+        "regularize": {"r1": 0.1, "r1_every": 4},
+        "d_augment": {"ada_target": 0.6, "ada_interval": 2, "ada_images": 2000},
+        "eval": {"n_samples": 100, "n_samples_during_training": 100},
+        "tracking": {"wandb": False},
+    }  # fmt: skip
+    config.write_text(yaml.safe_dump(settings))
+    return config
+
+
+FAMILIES = ["mlp", *sorted(IMAGE_MODELS)]
+
+
+def config_for(family, request, tmp_path):
+    if family == "mlp":
+        return write_config(request.getfixturevalue("ring"), tmp_path)
+    return write_image_config(family, request, tmp_path)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_killed_run_resumes_bit_for_bit(family, request, tmp_path):
+    config = config_for(family, request, tmp_path)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     ganpipe("train", "--config", config, "--run-dir", whole)
     kill_after_checkpoint(train_command(config, killed), killed)
@@ -109,8 +167,9 @@ def test_a_killed_run_resumes_bit_for_bit(ring, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_killed_two_process_run_resumes_bit_for_bit(ring, tmp_path):
-    config = write_config(ring, tmp_path)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_killed_two_process_run_resumes_bit_for_bit(family, request, tmp_path):
+    config = config_for(family, request, tmp_path)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     done = run_group(launch("cpu-2proc.yaml", config=config, run=whole), 300, env=cpu_env())
     assert done.returncode == 0, done.stderr[-3000:]

@@ -57,3 +57,32 @@ def test_unsupported_resolution_is_a_user_error():
         UserError, match="model: dcgan needs a power-of-two resolution >= 8, got 24"
     ):
         build_models(ModelConfig(), {**IMAGES, "shape": [1, 24, 24]})
+
+
+@pytest.mark.parametrize(
+    ("family", "option", "value", "takers"),
+    [
+        ("dcgan", "attention", 16, "biggan"),
+        ("progan", "spectral_norm_d", False, "dcgan, mlp, biggan, vaegan"),
+        ("biggan", "depth", 2, "mlp"),
+        ("mlp", "hierarchical", False, "biggan"),
+    ],
+)
+def test_an_option_the_family_does_not_take_is_an_error(family, option, value, takers):
+    model = ModelConfig(family=family, **{option: value})
+    with pytest.raises(UserError, match=f"model.{option}: {family} does not take it .*{takers}"):
+        build_models(model, POINTS if family == "mlp" else IMAGES)
+
+
+def test_every_family_builds_with_its_own_options_changed():
+    own = {
+        "dcgan": {"spectral_norm_g": True, "spectral_norm_d": False},
+        "biggan": {"attention": 16, "shared_dim": 8, "hierarchical": False, "width": 4},
+        "mlp": {"depth": 2, "d_depth": 1, "spectral_norm_g": True},
+        "vaegan": {"spectral_norm_g": True},
+        "progan": {"width": 4},
+    }
+    for family, options in own.items():
+        index = POINTS if family == "mlp" else IMAGES
+        g, d = build_models(ModelConfig(family=family, d_width=4, **options), index)
+        assert d(g(torch.randn(2, g.z_dim), None), None).shape == (2,)

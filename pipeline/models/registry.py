@@ -1,7 +1,15 @@
-"""Map `model.family` to a (generator, discriminator) pair shaped for the dataset."""
+"""Map `model.family` to a (generator, discriminator) pair shaped for the dataset.
+
+Each family is one row of `FAMILIES`: the data it trains on, the builder, and the model
+options of its own. An option that belongs to other families, set away from its default, is an
+error: `model.attention=16` on a DCGAN would otherwise train without attention and without a word.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any
 
 import torch
@@ -12,30 +20,124 @@ from pipeline.errors import UserError
 from pipeline.models import biggan, dcgan, mlp, progan, vaegan
 from pipeline.models.layers import HeadOptions, Packed, trainable_weight
 
+
+@dataclass(frozen=True)
+class Shapes:
+    """What a builder needs beside the options; D sees `d_sample`, a pack of samples at once."""
+
+    sample: list[int]
+    d_sample: list[int]
+    classes: int
+    head: HeadOptions
+
+
+Builder = Callable[[ModelConfig, Shapes], tuple[nn.Module, nn.Module]]
+
+
+@dataclass(frozen=True)
+class Family:
+    data: str  # "image" or "points": the dataset kind it trains on
+    build: Builder
+    own_options: frozenset[str] = frozenset()  # ModelConfig keys beyond the shared ones
+
+
+def _dcgan(model: ModelConfig, s: Shapes, generator=dcgan.Generator) -> tuple[nn.Module, nn.Module]:
+    g = generator(
+        s.sample, z_dim=model.z_dim, width=model.width, n_classes=s.classes,
+        spectral=model.spectral_norm_g,
+    )  # fmt: skip
+    d = dcgan.Discriminator(
+        s.d_sample, width=model.d_width, n_classes=s.classes, spectral=model.spectral_norm_d,
+        head=s.head,
+    )  # fmt: skip
+    return g, d
+
+
+def _biggan(model: ModelConfig, s: Shapes) -> tuple[nn.Module, nn.Module]:
+    g = biggan.Generator(
+        s.sample, z_dim=model.z_dim, ch=model.width, n_classes=s.classes,
+        spectral=model.spectral_norm_g, attention=model.attention, shared_dim=model.shared_dim,
+        hierarchical=model.hierarchical,
+    )  # fmt: skip
+    d = biggan.Discriminator(
+        s.d_sample, ch=model.d_width, n_classes=s.classes, spectral=model.spectral_norm_d,
+        attention=model.attention, head=s.head,
+    )  # fmt: skip
+    return g, d
+
+
+def _progan(model: ModelConfig, s: Shapes) -> tuple[nn.Module, nn.Module]:
+    """No spectral norm: equalized learning rate plays its part."""
+    g = progan.Generator(s.sample, z_dim=model.z_dim, width=model.width, n_classes=s.classes)
+    d = progan.Discriminator(s.d_sample, width=model.d_width, n_classes=s.classes, head=s.head)
+    return g, d
+
+
+def _mlp(model: ModelConfig, s: Shapes) -> tuple[nn.Module, nn.Module]:
+    g = mlp.Generator(
+        s.sample, z_dim=model.z_dim, width=model.width, depth=model.depth, n_classes=s.classes,
+        spectral=model.spectral_norm_g,
+    )  # fmt: skip
+    d = mlp.Discriminator(
+        s.d_sample, width=model.d_width, depth=model.d_depth, n_classes=s.classes,
+        spectral=model.spectral_norm_d, head=s.head,
+    )  # fmt: skip
+    return g, d
+
+
+SPECTRAL = frozenset({"spectral_norm_g", "spectral_norm_d"})
 FAMILIES = {
-    "dcgan": "image",
-    "mlp": "points",
-    "biggan": "image",
-    "progan": "image",
-    "vaegan": "image",
+    "dcgan": Family("image", _dcgan, SPECTRAL),
+    "mlp": Family("points", _mlp, SPECTRAL | {"depth", "d_depth"}),
+    "biggan": Family("image", _biggan, SPECTRAL | {"attention", "shared_dim", "hierarchical"}),
+    "progan": Family("image", _progan),
+    # VAE-GAN: DCGAN's pair with an encoder in front of G
+    "vaegan": Family("image", partial(_dcgan, generator=vaegan.Generator), SPECTRAL),
 }
+# Options every family takes; the rest belong to the families that list them.
+SHARED_OPTIONS = frozenset(
+    {"family", "z_dim", "width", "d_width", "conditional", "init"}
+    | {"minibatch_stddev", "pack", "d_dropout"}
+)
 
 
 def build_models(model: ModelConfig, index: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
     """`index` is the dataset's index.json: it gives the sample shape and the class count."""
-    if FAMILIES[model.family] != index["kind"]:
+    family = FAMILIES[model.family]
+    check_options(model)
+    if family.data != index["kind"]:
         raise UserError(
-            f"model.family: {model.family} trains on {FAMILIES[model.family]} data but the "
+            f"model.family: {model.family} trains on {family.data} data but the "
             f"dataset holds {index['kind']}; pick "
-            + " or ".join(f for f, kind in FAMILIES.items() if kind == index["kind"])
+            + " or ".join(name for name, f in FAMILIES.items() if f.data == index["kind"])
         )
     shape, classes = index["shape"], index["classes"] if model.conditional else 0
     if model.conditional and classes < 1:
         raise UserError("model.conditional: the dataset has no class labels; set it to false")
-    g, d = _build(model, shape, classes)
+    d_shape = [shape[0] * model.pack, *shape[1:]]  # a pack of m samples: m times the channels
+    shapes = Shapes(shape, d_shape, classes, HeadOptions(model.minibatch_stddev, model.d_dropout))
+    try:
+        g, d = family.build(model, shapes)
+    except ValueError as err:
+        raise UserError(
+            f"model: {err}; change the model settings or rebuild the data with another --resolution"
+        ) from None
     for network in (g, d):
         initialize(network, model.init)
     return g, (Packed(d, model.pack) if model.pack > 1 else d)
+
+
+def check_options(model: ModelConfig) -> None:
+    """One error for the first option `model.family` does not take, set away from its default."""
+    own = FAMILIES[model.family].own_options
+    for option in fields(ModelConfig):
+        name = option.name
+        if name not in SHARED_OPTIONS | own and getattr(model, name) != option.default:
+            takers = [f for f, family in FAMILIES.items() if name in family.own_options]
+            raise UserError(
+                f"model.{name}: {model.family} does not take it (an option of "
+                f"{', '.join(takers)}); remove it or set model.family to one of those"
+            )
 
 
 INITIALIZERS = {
@@ -54,47 +156,3 @@ def initialize(network: nn.Module, scheme: str) -> None:
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             with torch.no_grad():
                 INITIALIZERS[scheme](trainable_weight(module))
-
-
-def _build(model: ModelConfig, shape: list[int], classes: int) -> tuple[nn.Module, nn.Module]:
-    head = HeadOptions(model.minibatch_stddev, model.d_dropout)
-    d_shape = [shape[0] * model.pack, *shape[1:]]  # a pack of m samples: m times the channels
-    sn_g, sn_d = model.spectral_norm_g, model.spectral_norm_d
-    try:
-        if model.family == "dcgan":
-            g = dcgan.Generator(shape, model.z_dim, model.width, classes, sn_g)
-            return g, dcgan.Discriminator(d_shape, model.d_width, classes, sn_d, head)
-        if model.family == "biggan":
-            return _biggan(model, shape, d_shape, classes, head)
-        if model.family == "vaegan":  # DCGAN's D; G with an encoder in front
-            g = vaegan.Generator(shape, model.z_dim, model.width, classes, sn_g)
-            return g, dcgan.Discriminator(d_shape, model.d_width, classes, sn_d, head)
-        if model.family == "progan":
-            g = progan.Generator(shape, model.z_dim, model.width, classes)
-            return g, progan.Discriminator(d_shape, model.d_width, classes, head)
-    except ValueError as err:
-        raise UserError(
-            f"model: {err}; change the model settings or rebuild the data with another --resolution"
-        ) from None
-    g = mlp.Generator(shape, model.z_dim, model.width, model.depth, classes, sn_g)
-    d = mlp.Discriminator(d_shape, model.d_width, model.d_depth, classes, sn_d, head)
-    return g, d
-
-
-def _biggan(
-    model: ModelConfig, shape: list[int], d_shape: list[int], classes: int, head: HeadOptions
-) -> tuple[nn.Module, nn.Module]:
-    g = biggan.Generator(
-        shape,
-        model.z_dim,
-        model.width,
-        classes,
-        model.spectral_norm_g,
-        model.attention,
-        model.shared_dim,
-        model.hierarchical,
-    )
-    d = biggan.Discriminator(
-        d_shape, model.d_width, classes, model.spectral_norm_d, model.attention, head
-    )
-    return g, d

@@ -84,6 +84,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         if main:
             print(f"collapse guard: in force since before the resume: {', '.join(applied)}")
 
+    # The toolbox lives on `gan` alone: a collapse-guard intervention replaces it there.
     toolbox = build_toolbox(config, bare(accelerator, G), index, accelerator)
     bf16 = cfg.mixed_precision == "bf16"
     gan = GAN(*parts, toolbox, cfg.grad_accum, bf16, memory_format=layout)
@@ -92,12 +93,11 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
     growth = growth_for(gan.g_bare, cfg.phase_images)
 
-    counters, mine = {"step": 0, "images_seen": 0}, {}
+    counters, mine = {"step": 0, "images_seen": 0, "d_steps": 0}, {}
     set_seed(config.seed + rank)  # different noise on each rank
     if resume:
         counters, mine = restore(gan, ema, run_dir, rank)
-    step, images_seen = counters["step"], counters["images_seen"]
-    gan.d_steps = step * cfg.n_dis
+    step, images_seen = rewind(gan, counters, cfg.n_dis)
     guard = NonFiniteGuard(config.nonfinite, counters.get("lr_scale", 1.0))
     gan.batches = training_batches(
         config.data.dir,
@@ -113,8 +113,6 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         state=mine.get("data"),
     )
     tracker = Tracker(accelerator, config, run_dir, info["run_id"])
-    if "rng" in mine:  # last, so nothing draws from the generators before the first step
-        checkpoint.set_rng_state(mine["rng"])
     global_batch = cfg.batch_size * world * cfg.grad_accum
     if main:
         tracker.log({"global_batch": global_batch, "processes": world}, step)
@@ -139,6 +137,10 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     )
     budget = CpuBudget(cfg.budget_minutes, counters)  # counted from here: training alone
     agree = max_over_ranks(accelerator)
+    # Last: building the evaluation protocol draws from the generators (a classifier's
+    # initial weights), which would shift a resumed run's random stream.
+    if "rng" in mine:
+        checkpoint.set_rng_state(mine["rng"])
     while step < cfg.steps and not budget.exhausted:
         learning_rate = lr_factor(step, cfg.steps, cfg.lr_decay_from) * guard.lr_scale
         set_learning_rates([(gan.opt_g, cfg.lr_g), (gan.opt_d, cfg.lr_d)], learning_rate)
@@ -155,8 +157,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         if (profiled := profiler.after(step)) and main:
             progress.write(profiled)
         if guard.record([stats["finite"] for stats in updates]):
-            step, images_seen = roll_back(gan, ema, run_dir, guard, tracker, step)
-            gan.d_steps = step * cfg.n_dis
+            step, images_seen = rewind(gan, roll_back(gan, ema, run_dir, guard, tracker, step),
+                                       cfg.n_dis)  # fmt: skip
             progress.n = step
             continue
         if (budget_passed := budget.passed(step, agree)) is not None:
@@ -164,7 +166,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         last = step == cfg.steps or budget.exhausted
 
         if step % cfg.log_every == 0 or last:
-            values = {**window.summary(cfg.n_dis * global_batch), **toolbox.stats()}
+            values = {**window.summary(cfg.n_dis * global_batch), **gan.toolbox.stats()}
             values.update(guard.stats())
             values.update(sigma_stats({"G": gan.g_bare, "D": gan.d_bare}))
             values.update(peak_memory_gb(gan.device))
@@ -201,14 +203,14 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
             config, back_to = intervene(gan, ema, run_dir, collapse, config, tracker, step)
             cfg = config.train
             if back_to:  # rolled back: go on from the healthy checkpoint's step
-                step, images_seen = back_to["step"], back_to["images_seen"]
-                gan.d_steps = step * cfg.n_dis
+                step, images_seen = rewind(gan, back_to, cfg.n_dis)
                 progress.n = step
                 continue
         stopping = not last and stop.agreed(step)
         if step % cfg.checkpoint_every == 0 or last or stopping or budget_passed:
-            counters = {"step": step, "images_seen": images_seen, "run_id": info["run_id"],
-                        "lr_scale": guard.lr_scale, **budget.state()}  # fmt: skip
+            counters = {"step": step, "images_seen": images_seen, "d_steps": gan.d_steps,
+                        "run_id": info["run_id"], "lr_scale": guard.lr_scale,
+                        **budget.state()}  # fmt: skip
             score = metrics.get("fid", metrics.get("reverse_kl")) if metrics else None
             health = collapse.health() if collapse else None
             saved = save(gan, ema, run_dir, counters, keep=cfg.keep_checkpoints, score=score,
@@ -245,7 +247,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
                 "G": runs.digest(gan.g_bare.named_buffers()),
                 "D": runs.digest(gan.d_bare.named_buffers()),
             },
-            "toolbox": {k: v.tolist() for k, v in toolbox.stateful.state_dict().items()},
+            "toolbox": {k: v.tolist() for k, v in gan.toolbox.stateful.state_dict().items()},
         },
     )
     tracker.close()
@@ -262,10 +264,17 @@ def max_over_ranks(accelerator):
     return lambda value: accelerator.reduce(torch.tensor(value, device=device), "max").item()
 
 
+def rewind(gan: GAN, counters: dict[str, Any], n_dis: int) -> tuple[int, int]:
+    """Step and images seen of a restored checkpoint (or the start); D's step count goes on
+    `gan`, where the lazy regularizers and ADA read it. Saved since an intervention may change
+    `train.n_dis` mid-run; older checkpoints get step x n_dis."""
+    gan.d_steps = counters.get("d_steps", counters["step"] * n_dis)
+    return counters["step"], counters["images_seen"]
+
+
 def roll_back(gan: GAN, ema: EMA, run_dir: Path, guard: NonFiniteGuard, tracker, step: int):
     """Back to the newest checkpoint, with lower learning rates; the data stream and the
-    random generators go on (replaying them would replay the failure). Returns its step and
-    images seen."""
+    random generators go on (replaying them would replay the failure). Returns its counters."""
     if not checkpoint.published(run_dir):
         raise UserError(
             f"non-finite losses or gradients {guard.in_a_row} iterations in a row before the "
@@ -282,7 +291,7 @@ def roll_back(gan: GAN, ema: EMA, run_dir: Path, guard: NonFiniteGuard, tracker,
         f"{guard.config.max_restores})",
         step,
     )
-    return counters["step"], counters["images_seen"]
+    return counters
 
 
 class Window:
