@@ -55,7 +55,7 @@ def gan(ring, tmp_path):
 def iterations(gan, ema: EMA, guard: NonFiniteGuard, steps: int) -> None:
     """The loop's iterations between two looks of the guard."""
     for step in range(steps):
-        updates = [discriminator_step(gan, set()), generator_step(gan, 32)]
+        updates = [discriminator_step(gan, set(), step), generator_step(gan, 32)]
         ema.update(gan.g_bare, step)
         assert not guard.record([u["finite"] for u in updates])
 
@@ -81,7 +81,7 @@ def test_a_non_finite_update_is_skipped_on_the_device(gan):
     with torch.no_grad():
         next(gan.d_bare.parameters()).fill_(float("nan"))
         weights[0].fill_(float("nan"))
-    stats = discriminator_step(gan, set())
+    stats = discriminator_step(gan, set(), 0)
     assert not stats["finite"]
     for before, after in zip(weights, gan.d_bare.parameters(), strict=True):
         torch.testing.assert_close(after, before, rtol=0, atol=0, equal_nan=True)

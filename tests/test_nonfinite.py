@@ -107,7 +107,6 @@ def test_a_run_that_keeps_diverging_stops_with_one_clear_error(ring, tmp_path):
 def test_the_guard_counts_in_a_row_and_lowers_the_rates():
     guard = NonFiniteGuard(NonFiniteConfig(restore_after=2, lr_factor=0.5, max_restores=1))
     assert [guard.record([ok]) for ok in (False, True, False, False)] == [False, False, False, True]
-    guard.restored()
-    assert guard.lr_scale == 0.5 and guard.in_a_row == 0 and guard.skipped == 3
+    assert guard.restored() == 0.5 and guard.in_a_row == 0 and guard.skipped == 3
     with pytest.raises(UserError, match="after 1 restores"):
         guard.restored()

@@ -1,5 +1,6 @@
 """The collapse guard: cheap online monitors of mode collapse (BENCHMARKS.md section 5) and
-the decision to act on them (see `CollapseGuardConfig`).
+the decision to act on them (see `CollapseGuardConfig`); the loop acts
+(pipeline/train/rollback.py).
 
 Every `every` steps the generator draws `samples` points or images (shared by the
 processes); the main process compares them with a fixed real set drawn at the start
@@ -20,7 +21,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from torch import nn
 
-from pipeline.config import CollapseGuardConfig, Config, with_overrides
+from pipeline.config import CollapseGuardConfig, Config
 from pipeline.data.reader import spread_sample
 from pipeline.errors import UserError
 from pipeline.metrics.bins import cell_shares, different_bins, kmeans
@@ -29,11 +30,9 @@ from pipeline.metrics.prdc import prdc
 from pipeline.sampling import generate, share_of
 from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
-from pipeline.train.ema import EMA
 from pipeline.train.shared_eval import share_rows
-from pipeline.train.state import agreed_checkpoint, restore
+from pipeline.train.state import agreed_checkpoint
 from pipeline.train.steps import GAN
-from pipeline.train.toolbox import build_toolbox
 
 BINS = 100
 
@@ -52,7 +51,6 @@ class CollapseGuard:
         # No collapse seen: the last check passed, or none has run yet (before `start`).
         self.healthy = True
         self.last_failing: list[str] = []
-        self.actions = 0  # interventions applied so far
 
     def due(self, step: int) -> bool:
         return step >= self.config.start and step % self.config.every == 0
@@ -69,9 +67,9 @@ class CollapseGuard:
             tracker.log({**logged, **self.stats()}, step)
         return due
 
-    def health(self) -> dict[str, Any]:
-        """What a checkpoint saved now records for the guard."""
-        return {"healthy": self.healthy, "actions": self.actions}
+    def health(self, interventions: int) -> dict[str, Any]:
+        """What a checkpoint saved now records for the guard (`interventions` in force)."""
+        return {"healthy": self.healthy, "actions": interventions}
 
     def check(self, generator: nn.Module, discriminator: nn.Module) -> dict[str, float] | None:
         """The signals (on the main process; None on the others), from samples every process
@@ -148,19 +146,25 @@ class CollapseGuard:
         self.in_a_row = 0 if self.healthy else self.in_a_row + 1
         return self.in_a_row >= self.config.patience
 
-    def next_intervention(self) -> str | None:
+    def next_intervention(self, applied: int) -> str | None:
+        """The intervention after the first `applied`, None when none is left."""
         items = self.config.interventions
-        return items[self.actions] if self.actions < len(items) else None
+        return items[applied] if applied < len(items) else None
+
+    def acted(self, rolled_back: bool) -> None:
+        """The loop carried out the decision: count afresh, healthy again if it went back to
+        a generator without collapse."""
+        self.in_a_row = 0
+        self.healthy = self.healthy or rolled_back
 
     def stats(self) -> dict[str, Any]:
-        return {"guard/in_a_row": self.in_a_row, "guard/actions": self.actions}
+        return {"guard/in_a_row": self.in_a_row}
 
 
 def start_guard(
-    config: Config, protocol: Protocol | None, accelerator: Accelerator, actions: int
+    config: Config, protocol: Protocol | None, accelerator: Accelerator
 ) -> CollapseGuard | None:
-    """The run's guard, None when `collapse_guard.every` is 0; `actions` interventions were
-    applied before a resume."""
+    """The run's guard, None when `collapse_guard.every` is 0."""
     if not config.collapse_guard.every:
         return None
     if protocol is None:
@@ -168,9 +172,7 @@ def start_guard(
             "collapse_guard.every: the guard compares samples in a feature space, and this "
             "dataset has no evaluation protocol here (see the message above); set it to 0"
         )
-    guard = CollapseGuard(config, protocol, accelerator)
-    guard.actions = actions
-    return guard
+    return CollapseGuard(config, protocol, accelerator)
 
 
 def interventions_applied(config: Config, accelerator: Accelerator, run_dir: Path) -> list[str]:
@@ -178,31 +180,3 @@ def interventions_applied(config: Config, accelerator: Accelerator, run_dir: Pat
     found = agreed_checkpoint(accelerator, run_dir)
     guard = (checkpoint.manifest_of(found).get("guard") or {}) if found else {}
     return config.collapse_guard.interventions[: guard.get("actions", 0)]
-
-
-def intervene(gan: GAN, ema: EMA, run_dir: Path, guard: CollapseGuard, config: Config,
-              tracker: Tracker, step: int) -> tuple[Config, dict[str, Any] | None]:  # fmt: skip
-    """Roll back to the newest healthy checkpoint and apply the next intervention, or only
-    alert when none is left (every process). Returns the config now in force and the counters
-    of the checkpoint rolled back to (None when training goes on from here)."""
-    failing, patience = ", ".join(guard.last_failing), guard.config.patience
-    seen = f"{failing} at {patience} check(s) in a row (step {step})"
-    item = guard.next_intervention()
-    guard.in_a_row = 0
-    if item is None:
-        tracker.alert("collapse", f"{seen}; no intervention left, training goes on", step)
-        return config, None
-    acc = gan.g_accelerator
-    back_to, where = None, "every checkpoint so far was saved during the collapse, so from here"
-    if agreed_checkpoint(acc, run_dir, "healthy") is not None:
-        back_to, _ = restore(gan, ema, run_dir, acc.process_index, "healthy")
-        where = f"rolled back to step {back_to['step']} (no collapse seen there)"
-        guard.healthy = True  # as that generator was
-    config = with_overrides(config, [item])
-    toolbox = build_toolbox(config, gan.g_bare, guard.index, acc)
-    toolbox.stateful.load_state_dict(gan.toolbox.stateful.state_dict(), strict=False)
-    gan.toolbox = toolbox
-    guard.actions += 1
-    total = len(guard.config.interventions)
-    tracker.alert("collapse", f"{seen}: {where}, applied {item} ({guard.actions}/{total})", step)
-    return config, back_to

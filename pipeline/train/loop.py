@@ -25,7 +25,7 @@ from pipeline.sampling import generate
 from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
 from pipeline.train.budget import CpuBudget
-from pipeline.train.collapse_guard import intervene, interventions_applied, start_guard
+from pipeline.train.collapse_guard import interventions_applied, start_guard
 from pipeline.train.determinism import use_kernels
 from pipeline.train.distributed import bare, prepare, uses_deepspeed
 from pipeline.train.ema import EMA
@@ -34,6 +34,8 @@ from pipeline.train.monitoring import peak_memory_gb, sigma_stats
 from pipeline.train.nonfinite import NonFiniteGuard
 from pipeline.train.optimizers import adam, default_device_type
 from pipeline.train.profiling import StepProfiler
+from pipeline.train.progress import Progress
+from pipeline.train.rollback import intervene, restore_finite
 from pipeline.train.schedule import lr_factor, set_learning_rates
 from pipeline.train.shared_eval import evaluate_shared, training_protocol
 from pipeline.train.state import restore, save
@@ -93,18 +95,19 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
     growth = growth_for(gan.g_bare, cfg.phase_images)
 
-    counters, mine = {"step": 0, "images_seen": 0, "d_steps": 0}, {}
+    progress, counters, mine = Progress(), {}, {}
     set_seed(config.seed + rank)  # different noise on each rank
     if resume:
         counters, mine = restore(gan, ema, run_dir, rank)
-    step, images_seen = rewind(gan, counters, cfg.n_dis)
-    guard = NonFiniteGuard(config.nonfinite, counters.get("lr_scale", 1.0))
+        progress = Progress.resumed(counters, cfg.n_dis, len(applied))
+    guard = NonFiniteGuard(config.nonfinite)
+    # A rank without a saved stream position (the run had fewer processes) starts a stream of
+    # its own rather than replaying the first batches.
+    own_stream = progress.step and "data" not in mine
     gan.batches = training_batches(
         config.data.dir,
         cfg.batch_size,
-        # A rank without a saved stream position (the run had fewer processes) starts a
-        # stream of its own rather than replaying the first batches.
-        seed=config.seed if "data" in mine or not step else f"{config.seed}@{step}",
+        seed=f"{config.seed}@{progress.step}" if own_stream else config.seed,
         rank=rank,
         world=world,
         shuffle_buffer=config.data.shuffle_buffer,
@@ -115,22 +118,22 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     tracker = Tracker(accelerator, config, run_dir, info["run_id"])
     global_batch = cfg.batch_size * world * cfg.grad_accum
     if main:
-        tracker.log({"global_batch": global_batch, "processes": world}, step)
+        tracker.log({"global_batch": global_batch, "processes": world}, progress.step)
         print(
             f"run {run_dir}: {world} process(es), global batch {global_batch} "
             f"({cfg.batch_size} x {world} processes x {cfg.grad_accum} accumulation), "
-            f"steps {step} -> {cfg.steps}",
+            f"steps {progress.step} -> {cfg.steps}",
             flush=True,
         )
 
     protocol = training_protocol(config, index, accelerator.device, main)
-    collapse = start_guard(config, protocol, accelerator, len(applied))
+    collapse = start_guard(config, protocol, accelerator)
     shards: set[str] = set()
     window = Window()
     profiler = StepProfiler(config.profile, run_dir, rank, accelerator.device)
-    progress = tqdm(
+    bar = tqdm(
         total=cfg.steps,
-        initial=step,
+        initial=progress.step,
         disable=not main,
         unit="step",
         mininterval=1 if sys.stderr.isatty() else 30,  # batch logs get a line every 30 s
@@ -141,25 +144,29 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     # initial weights), which would shift a resumed run's random stream.
     if "rng" in mine:
         checkpoint.set_rng_state(mine["rng"])
-    while step < cfg.steps and not budget.exhausted:
-        learning_rate = lr_factor(step, cfg.steps, cfg.lr_decay_from) * guard.lr_scale
+    while progress.step < cfg.steps and not budget.exhausted:
+        learning_rate = lr_factor(progress.step, cfg.steps, cfg.lr_decay_from)
+        learning_rate *= progress.lr_scale
         set_learning_rates([(gan.opt_g, cfg.lr_g), (gan.opt_d, cfg.lr_d)], learning_rate)
         if growth:  # progressive growing: the stage follows the images shown
-            level, alpha = growth.apply(images_seen, gan.g_bare, gan.d_bare, ema.model)
-        updates = [discriminator_step(gan, shards) for _ in range(cfg.n_dis)]
+            level, alpha = growth.apply(progress.images_seen, gan.g_bare, gan.d_bare, ema.model)
+        updates = []
+        for _ in range(cfg.n_dis):
+            updates.append(discriminator_step(gan, shards, progress.d_steps))
+            progress.d_steps += 1
         updates.append(generator_step(gan, cfg.batch_size))
         for stats in updates:
             window.add(stats)
-        ema.update(gan.g_bare, step)
-        step += 1
-        images_seen += cfg.n_dis * global_batch
-        progress.update()
+        ema.update(gan.g_bare, progress.step)
+        progress.step += 1
+        progress.images_seen += cfg.n_dis * global_batch
+        step = progress.step  # this iteration's, for what follows
+        bar.update()
         if (profiled := profiler.after(step)) and main:
-            progress.write(profiled)
+            bar.write(profiled)
         if guard.record([stats["finite"] for stats in updates]):
-            step, images_seen = rewind(gan, roll_back(gan, ema, run_dir, guard, tracker, step),
-                                       cfg.n_dis)  # fmt: skip
-            progress.n = step
+            restore_finite(gan, ema, run_dir, guard, progress, cfg.n_dis, tracker)
+            bar.n = progress.step
             continue
         if (budget_passed := budget.passed(step, agree)) is not None:
             tracker.log({"budget/minutes": budget_passed, **budget.record()}, step)
@@ -167,7 +174,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
 
         if step % cfg.log_every == 0 or last:
             values = {**window.summary(cfg.n_dis * global_batch), **gan.toolbox.stats()}
-            values.update(guard.stats())
+            values.update(guard.stats(), lr_scale=progress.lr_scale)
             values.update(sigma_stats({"G": gan.g_bare, "D": gan.d_bare}))
             values.update(peak_memory_gb(gan.device))
             skipped = torch.tensor(float(sum(gan.batches.skipped.values())), device=gan.device)
@@ -177,8 +184,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
                 values.update(level=level, alpha=alpha)
             if cfg.lr_decay_from < 1:
                 values.update(lr_factor=learning_rate)
-            tracker.log({**values, "images_seen": images_seen}, step)
-            progress.set_postfix(
+            tracker.log({**values, "images_seen": progress.images_seen}, step)
+            bar.set_postfix(
                 img_s=f"{values['img_per_s']:.0f}",
                 d=f"{values['loss_d']:.3f}",
                 g=f"{values['loss_g']:.3f}",
@@ -195,24 +202,22 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
             for name in ("mode_histogram", "digit_histogram"):
                 if name in metrics:
                     tracker.histogram(f"eval/{name}", metrics[name], step)
-            progress.write(f"step {step}: " + headline(metrics))
+            bar.write(f"step {step}: " + headline(metrics))
         if sampling or measuring:  # the other ranks wait for the main process's extra work
             accelerator.wait_for_everyone()
         watching = collapse and collapse.due(step) and not last
         if watching and collapse.watch(gan, tracker, step):
-            config, back_to = intervene(gan, ema, run_dir, collapse, config, tracker, step)
+            config, rolled_back = intervene(gan, ema, run_dir, collapse, config, index, progress,
+                                            tracker)  # fmt: skip
             cfg = config.train
-            if back_to:  # rolled back: go on from the healthy checkpoint's step
-                step, images_seen = rewind(gan, back_to, cfg.n_dis)
-                progress.n = step
+            if rolled_back:  # go on from the healthy checkpoint's step
+                bar.n = progress.step
                 continue
         stopping = not last and stop.agreed(step)
         if step % cfg.checkpoint_every == 0 or last or stopping or budget_passed:
-            counters = {"step": step, "images_seen": images_seen, "d_steps": gan.d_steps,
-                        "run_id": info["run_id"], "lr_scale": guard.lr_scale,
-                        **budget.state()}  # fmt: skip
+            counters = {**progress.counters(), "run_id": info["run_id"], **budget.state()}
             score = metrics.get("fid", metrics.get("reverse_kl")) if metrics else None
-            health = collapse.health() if collapse else None
+            health = collapse.health(progress.interventions) if collapse else None
             saved = save(gan, ema, run_dir, counters, keep=cfg.keep_checkpoints, score=score,
                          guard=health)  # fmt: skip
             if last and not saved:
@@ -223,21 +228,19 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         if stopping:
             if main:
                 reason = stop.reason or "asked on another rank"
-                progress.write(
-                    f"stopped at step {step} ({reason}): checkpoint saved, --resume goes on"
-                )
+                bar.write(f"stopped at step {step} ({reason}): checkpoint saved, --resume goes on")
             break
 
-    if (profiled := profiler.close(step)) and main:
-        progress.write(profiled)
-    progress.close()
+    if (profiled := profiler.close(progress.step)) and main:
+        bar.write(profiled)
+    bar.close()
     runs.write_json(
         run_dir / "ranks" / f"rank{rank}.json",
         {
             "rank": rank,
             "processes": world,
-            "step": step,
-            "images_seen": images_seen,
+            "step": progress.step,
+            "images_seen": progress.images_seen,
             "shards_read": sorted(shards),
             "parameters": {
                 "G": runs.digest(gan.g_bare.named_parameters()),
@@ -253,7 +256,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     tracker.close()
     stop.close()
     accelerator.wait_for_everyone()
-    return step == cfg.steps or budget.exhausted
+    return progress.step == cfg.steps or budget.exhausted
 
 
 def max_over_ranks(accelerator):
@@ -262,36 +265,6 @@ def max_over_ranks(accelerator):
         return None
     device = accelerator.device
     return lambda value: accelerator.reduce(torch.tensor(value, device=device), "max").item()
-
-
-def rewind(gan: GAN, counters: dict[str, Any], n_dis: int) -> tuple[int, int]:
-    """Step and images seen of a restored checkpoint (or the start); D's step count goes on
-    `gan`, where the lazy regularizers and ADA read it. Saved since an intervention may change
-    `train.n_dis` mid-run; older checkpoints get step x n_dis."""
-    gan.d_steps = counters.get("d_steps", counters["step"] * n_dis)
-    return counters["step"], counters["images_seen"]
-
-
-def roll_back(gan: GAN, ema: EMA, run_dir: Path, guard: NonFiniteGuard, tracker, step: int):
-    """Back to the newest checkpoint, with lower learning rates; the data stream and the
-    random generators go on (replaying them would replay the failure). Returns its counters."""
-    if not checkpoint.published(run_dir):
-        raise UserError(
-            f"non-finite losses or gradients {guard.in_a_row} iterations in a row before the "
-            "first checkpoint: lower the learning rates, or checkpoint earlier "
-            "(train.checkpoint_every)"
-        )
-    guard.restored()
-    counters, _ = restore(gan, ema, run_dir, gan.g_accelerator.process_index)
-    tracker.alert(
-        "non-finite training restored",
-        f"{guard.config.restore_after} iterations in a row had non-finite losses or gradients "
-        f"(step {step}): restored the checkpoint of step {counters['step']}, learning rates "
-        f"now x{guard.lr_scale:g} (restore {guard.restores} of at most "
-        f"{guard.config.max_restores})",
-        step,
-    )
-    return counters
 
 
 class Window:

@@ -43,12 +43,11 @@ def keep_if(finite: torch.Tensor, state: dict[str, torch.Tensor], before: dict[s
 
 class NonFiniteGuard:
     """Counts skipped iterations (D or G update skipped), in a row and in all, and the
-    restores they caused; `lr_scale` multiplies both learning rates from then on. An
-    iteration's flags wait on the device until the host looks, every `restore_after`
-    iterations (or for the log), and reads them all at once."""
+    restores they caused. An iteration's flags wait on the device until the host looks,
+    every `restore_after` iterations (or for the log), and reads them all at once."""
 
-    def __init__(self, config: NonFiniteConfig, lr_scale: float = 1.0):
-        self.config, self.lr_scale = config, lr_scale
+    def __init__(self, config: NonFiniteConfig):
+        self.config = config
         self.pending: list[list[torch.Tensor | bool]] = []  # flags the host has not read
         self.in_a_row = self.longest = self.skipped = 0  # longest: run since the last look
         self.restores = 0
@@ -78,7 +77,8 @@ class NonFiniteGuard:
             self.longest = max(self.longest, self.in_a_row)
             self.skipped += not ok
 
-    def restored(self) -> None:
+    def restored(self) -> float:
+        """Note a restore; returns the factor for both learning rates from now on."""
         self.restores += 1
         if self.restores > self.config.max_restores:
             raise UserError(
@@ -86,10 +86,9 @@ class NonFiniteGuard:
                 f"{self.config.max_restores} restores (nonfinite.max_restores): lower the "
                 "learning rates or the penalties' weights, or try train.mixed_precision=no"
             )
-        self.lr_scale *= self.config.lr_factor
         self.in_a_row = self.longest = 0
+        return self.config.lr_factor
 
     def stats(self) -> dict[str, float]:
         self._count()
-        return {"nonfinite/skipped": self.skipped, "nonfinite/restores": self.restores,
-                "lr_scale": self.lr_scale}  # fmt: skip
+        return {"nonfinite/skipped": self.skipped, "nonfinite/restores": self.restores}

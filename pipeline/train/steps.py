@@ -37,7 +37,6 @@ class GAN:
     bf16: bool  # autocast to bfloat16 (weights and optimizer states stay fp32)
     batches: Iterator[Batch] | None = None  # the real-data stream
     memory_format: torch.memory_format = torch.preserve_format  # of real batches on the device
-    d_steps: int = 0  # discriminator updates so far (lazy regularizers count them)
 
     def __post_init__(self):
         self.device = self.g_accelerator.device
@@ -94,9 +93,10 @@ class GAN:
         return nullcontext() if last or self.deepspeed else accelerator.no_sync(model)
 
 
-def discriminator_step(gan: GAN, shards: set[str]) -> dict:
+def discriminator_step(gan: GAN, shards: set[str], d_step: int) -> dict:
     """One D update on real batches and fresh fakes (G is not differentiated), both augmented
-    alike, plus the toolbox's penalties."""
+    alike, plus the toolbox's penalties; `d_step` D updates came before it in the run (lazy
+    penalties and ADA keep time by them)."""
     acc, box = gan.d_accelerator, gan.toolbox
     gan.d_optimizer.zero_grad(set_to_none=True)
     state = box.stateful.state_dict() if box.stateful else {}  # ADA's p, LeCam's averages
@@ -117,7 +117,7 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
                 logits = gan.D(seen, both_y).float()
             real_logits, fake_logits = logits.chunk(2)  # chunk: a packed D gives fewer logits
             loss = box.loss.d_loss(real_logits, fake_logits)
-            judged = Judged(gan.d_bare, *seen.chunk(2), y, real_logits, fake_logits, gan.d_steps)
+            judged = Judged(gan.d_bare, *seen.chunk(2), y, real_logits, fake_logits, d_step)
             with gan.autocast():
                 penalties = [p for term in box.d_terms if (p := term(judged)) is not None]
             penalty = sum(penalties[1:], penalties[0]) if penalties else gan.zero
@@ -130,8 +130,7 @@ def discriminator_step(gan: GAN, shards: set[str]) -> dict:
     if not gan.deepspeed:  # DeepSpeed's engine has already stepped, in backward
         step_if(gan.d_optimizer, finite)
     keep_if(finite, state, kept)  # nor do the toolbox's averages keep NaNs
-    box.augment.adjust(gan.d_steps)
-    gan.d_steps += 1
+    box.augment.adjust(d_step)
     names = ("loss_d", "penalty_d", "d_real", "d_fake")
     stats = {**dict(zip(names, stats, strict=True)), "n": gan.grad_accum, "finite": finite}
     return {**stats, "grad_norm_d": norm * gan.grad_accum}  # the log averages over n
