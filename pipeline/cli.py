@@ -250,21 +250,21 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_model_info(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.data.reader import dataset_index
+    from pipeline.data.reader import dataset_for
     from pipeline.models import build_models
 
     config = load_config(args.config, args.overrides)
-    index = dataset_index(config.data, require_data=False)
+    dataset = dataset_for(config.data, require_data=False)
     # Counting needs no particular weights: the default init skips orthogonal init's QR
     # decompositions (20 s for the ImageNet BigGAN).
-    g, d = build_models(dataclasses.replace(config.model, init="default"), index)
+    g, d = build_models(dataclasses.replace(config.model, init="default"), dataset)
     count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
     info = {
         "G": count(g),
         "D": count(d),
         "family": config.model.family,
-        "shape": index["shape"],
-        "classes": index["classes"] if config.model.conditional else 0,
+        "shape": dataset.shape,
+        "classes": dataset.classes if config.model.conditional else 0,
     }
     print(json.dumps(info))
     return 0

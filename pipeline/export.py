@@ -18,10 +18,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pipeline.config import ModelConfig, build
+from pipeline.data.description import Dataset
 from pipeline.errors import UserError
 from pipeline.models import build_models
+from pipeline.models.registry import FAMILIES
 from pipeline.run_dir import load_models
-from pipeline.train.growth import growth_for
 
 FORMAT = "gan-pipeline generator 1"
 
@@ -29,14 +30,14 @@ FORMAT = "gan-pipeline generator 1"
 def export(run_dir: Path, out: Path) -> tuple[Path, Path]:
     """The EMA generator of the run's newest intact checkpoint -> out.safetensors, out.json."""
     loaded = load_models(run_dir)
-    generator, config, index = loaded.generator, loaded.config, loaded.index
-    grows = growth_for(generator, 1) is not None
+    generator, config = loaded.generator, loaded.config
+    grows = FAMILIES[config.model.family].progressive
     spec: dict[str, Any] = {
         "format": FORMAT,
         "name": config.name,
         "step": loaded.step,
         "model": dataclasses.asdict(config.model),
-        "data": {key: index[key] for key in ("source", "kind", "shape", "classes")},
+        "data": loaded.dataset.summary(),
         "stage": [generator.level, generator.alpha] if grows else None,  # progressive growing
         "truncation": config.eval.truncation,
     }
@@ -58,7 +59,7 @@ def load_generator(spec_path: str | Path) -> nn.Module:
     if spec.get("format") != FORMAT:
         raise UserError(f"{spec_path} is not an exported generator ({FORMAT!r} expected)")
     model = build(ModelConfig, spec["model"], "model.")
-    generator, _ = build_models(model, spec["data"])
+    generator, _ = build_models(model, Dataset(spec_path.parent, **spec["data"]))  # its shape
     generator.load_state_dict(load_file(str(spec_path.with_suffix(".safetensors"))))
     if spec["stage"]:
         generator.set_stage(*spec["stage"])

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from pipeline.config import Config, load_config, save_config
-from pipeline.data.reader import dataset_index
+from pipeline.data.description import Dataset
+from pipeline.data.reader import dataset_for
 from pipeline.errors import UserError
 from pipeline.models import build_models
 from pipeline.train import checkpoint
@@ -27,7 +28,7 @@ class Loaded(NamedTuple):
     generator: nn.Module
     discriminator: nn.Module
     config: Config
-    index: dict[str, Any]
+    dataset: Dataset
     step: int
 
 
@@ -67,15 +68,15 @@ def load_models(run_dir: Path, which: str | None = None) -> Loaded:
     path = checkpoint.chosen(run_dir, which)
     if path is None:
         raise UserError(f"{run_dir} has no checkpoint yet: train first (ganpipe train ...)")
-    index = dataset_index(config.data)
-    generator, discriminator = build_models(config.model, index)
+    dataset = dataset_for(config.data)
+    generator, discriminator = build_models(config.model, dataset)
     state = checkpoint.load(path / checkpoint.STATE)
     generator.load_state_dict(state["G_ema"])
     discriminator.load_state_dict(state["D"])
-    growth = growth_for(generator, config.train.phase_images)
+    growth = growth_for(config.model, generator, config.train.phase_images)
     if growth:
         growth.apply(state["images_seen"], generator, discriminator)
-    return Loaded(generator.eval(), discriminator.eval(), config, index, state["step"])
+    return Loaded(generator.eval(), discriminator.eval(), config, dataset, state["step"])
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from pipeline.errors import UserError
-from pipeline.metrics.evaluate import Protocol
+from pipeline.metrics.evaluate import protocol_for
 from pipeline.rejection import fit_critic, rejection_sample
 from pipeline.run_dir import Loaded, load_models, write_json
 from pipeline.sampling import generate
@@ -108,9 +108,8 @@ def evaluate_run(
     loaded = load_models(run_dir, which)
     config = loaded.config
     accelerator = Accelerator()
-    protocol = Protocol(
-        config.data.dir,
-        loaded.index,
+    protocol = protocol_for(
+        loaded.dataset,
         extractor or config.eval.extractor,
         inception_weights or config.eval.inception_weights,
         accelerator.device,

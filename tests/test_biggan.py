@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from pipeline.config import ModelConfig
+from pipeline.data.description import Dataset
 from pipeline.models import biggan, build_models
 from pipeline.models.layers import Layers
 from pipeline.train.regularizers import orthogonal_penalty
@@ -17,8 +18,7 @@ def tiny(resolution, conditional, **kw):
         spectral_norm_g=True,
         **kw,
     )
-    index = {"kind": "image", "shape": [3, resolution, resolution], "classes": 5}
-    return build_models(config, index)
+    return build_models(config, Dataset.shaped([3, resolution, resolution], 5))
 
 
 @pytest.mark.parametrize(
@@ -124,8 +124,7 @@ def test_imagenet128_parameter_counts_match_the_paper():
         attention=64,
         shared_dim=128,
     )
-    index = {"kind": "image", "shape": [3, 128, 128], "classes": 1000}
-    g, d = build_models(config, index)
+    g, d = build_models(config, Dataset.shaped([3, 128, 128], 1000))
     count = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
     assert count(g) == pytest.approx(70.4, rel=0.02) and count(d) == pytest.approx(88.0, rel=0.02)
 

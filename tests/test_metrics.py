@@ -6,10 +6,11 @@ import pytest
 import torch
 from scipy.linalg import sqrtm
 
+from pipeline.data.description import Dataset
 from pipeline.data.sources import mixture
 from pipeline.errors import UserError
 from pipeline.metrics.classifier import MIN_ACCURACY, digit_classifier
-from pipeline.metrics.evaluate import Protocol
+from pipeline.metrics.evaluate import DigitsProtocol, protocol_for
 from pipeline.metrics.fidelity import frechet_distance, inception_score, kernel_distance
 from pipeline.metrics.mixtures import mixture_metrics
 from pipeline.metrics.prdc import prdc
@@ -130,10 +131,12 @@ def test_digit_classifier_is_accurate_and_cached():
 
 
 def test_digits_are_measured_against_the_held_out_split_with_their_protocol(digits16):
-    from pipeline.data.reader import load_split, read_index
+    from pipeline.data.description import read_dataset
+    from pipeline.data.reader import load_split
 
     images, labels = load_split(digits16, "test")
-    protocol = Protocol(digits16, read_index(digits16))
+    protocol = protocol_for(read_dataset(digits16))
+    assert isinstance(protocol, DigitsProtocol) and protocol.classes == 10
     right = protocol.measure(images, labels)
     assert right["fid"] < 1e-6 and right["kid"] < 1e-3  # the reference itself
     assert right["precision"] == right["recall"] == right["coverage"] == 1.0
@@ -173,15 +176,15 @@ def test_reference_features_are_cached_per_dataset_and_extractor(digits16, tmp_p
 def test_images_without_a_bundled_extractor_need_inception_and_say_how_to_get_it(tmp_path):
     from pipeline.metrics.extractors import extractor_for
 
-    index = {"kind": "image", "source": "cifar10", "shape": [3, 32, 32]}
+    cifar = Dataset(tmp_path, "cifar10", "image", [3, 32, 32], 10)
     with pytest.raises(UserError) as error:
-        extractor_for(index, "auto", inception_weights=tmp_path / "missing.pth")
+        extractor_for(cifar, "auto", inception_weights=tmp_path / "missing.pth")
     message = str(error.value)
     assert "torch-fidelity" in message or (
         "--inception-weights" in message and "missing.pth" in message
     )
     with pytest.raises(UserError, match="eval.extractor"):
-        extractor_for(index, "clip")
+        extractor_for(cifar, "clip")
 
 
 def test_missing_inception_weights_name_the_file_and_where_it_goes(tmp_path, monkeypatch):

@@ -2,18 +2,19 @@ import pytest
 import torch
 
 from pipeline.config import ModelConfig
+from pipeline.data.description import Dataset
 from pipeline.errors import UserError
 from pipeline.models import build_models
 
-IMAGES = {"kind": "image", "shape": [1, 32, 32], "classes": 10}
-POINTS = {"kind": "points", "shape": [2], "classes": 8}
+IMAGES = Dataset.shaped([1, 32, 32], 10)
+POINTS = Dataset.shaped([2], 8)
 
 
 @pytest.mark.parametrize("resolution", [8, 16, 32, 64])
 @pytest.mark.parametrize("conditional", [False, True])
 def test_dcgan_shapes(resolution, conditional):
-    index = {**IMAGES, "shape": [3, resolution, resolution]}
-    g, d = build_models(ModelConfig(width=8, d_width=8, conditional=conditional), index)
+    images = Dataset.shaped([3, resolution, resolution], 10)
+    g, d = build_models(ModelConfig(width=8, d_width=8, conditional=conditional), images)
     y = torch.arange(4) % 10 if conditional else None
     x = g(torch.randn(4, g.z_dim), y)
     assert x.shape == (4, 3, resolution, resolution) and x.abs().max() <= 1
@@ -56,7 +57,7 @@ def test_unsupported_resolution_is_a_user_error():
     with pytest.raises(
         UserError, match="model: dcgan needs a power-of-two resolution >= 8, got 24"
     ):
-        build_models(ModelConfig(), {**IMAGES, "shape": [1, 24, 24]})
+        build_models(ModelConfig(), Dataset.shaped([1, 24, 24], 10))
 
 
 @pytest.mark.parametrize(
@@ -83,6 +84,6 @@ def test_every_family_builds_with_its_own_options_changed():
         "progan": {"width": 4},
     }
     for family, options in own.items():
-        index = POINTS if family == "mlp" else IMAGES
-        g, d = build_models(ModelConfig(family=family, d_width=4, **options), index)
+        data = POINTS if family == "mlp" else IMAGES
+        g, d = build_models(ModelConfig(family=family, d_width=4, **options), data)
         assert d(g(torch.randn(2, g.z_dim), None), None).shape == (2,)

@@ -9,9 +9,9 @@ import yaml
 from torch.overrides import TorchFunctionMode
 
 from pipeline.config import load_config
-from pipeline.data.reader import dataset_index, training_batches
+from pipeline.data.reader import dataset_for, training_batches
 from pipeline.models import build_models
-from pipeline.train.distributed import bare, prepare
+from pipeline.train.distributed import prepare
 from pipeline.train.ema import EMA
 from pipeline.train.nonfinite import NonFiniteGuard
 from pipeline.train.optimizers import adam
@@ -42,11 +42,11 @@ def gan(ring, tmp_path):
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(settings))
     config = load_config(tmp_path / "config.yaml", [])
-    index = dataset_index(config.data)
-    G, D = build_models(config.model, index)
+    dataset = dataset_for(config.data)
+    G, D = build_models(config.model, dataset)
     opt_g, opt_d = (adam(m.parameters(), 1e-3, (0.5, 0.999), "cpu") for m in (G, D))
     parts = prepare(config, G, D, opt_g, opt_d, growing=False)
-    toolbox = build_toolbox(config, bare(parts[0], parts[2]), index, parts[0])
+    toolbox = build_toolbox(config, dataset, parts[0])
     gan = GAN(*parts, toolbox, grad_accum=1, bf16=False)
     gan.batches = training_batches(ring, 32, seed=0)
     return gan, config

@@ -2,14 +2,14 @@ import pytest
 import torch
 
 from pipeline.config import ModelConfig
+from pipeline.data.description import Dataset
 from pipeline.models import build_models, progan
 from pipeline.train.growth import Growth
 
 
 def models(resolution=32, conditional=False):
     config = ModelConfig(family="progan", z_dim=16, width=2, d_width=2, conditional=conditional)
-    index = {"kind": "image", "shape": [3, resolution, resolution], "classes": 4}
-    return build_models(config, index)
+    return build_models(config, Dataset.shaped([3, resolution, resolution], 4))
 
 
 @pytest.mark.parametrize("conditional", [False, True])

@@ -9,7 +9,7 @@ from conftest import ganpipe
 from pipeline.bench.plain_loop import PlainLoop
 from pipeline.bench.throughput import prepared_data
 from pipeline.config import load_config
-from pipeline.data.reader import dataset_index
+from pipeline.data.reader import dataset_for
 
 
 def roofline(tmp_path, *args):
@@ -24,7 +24,7 @@ def test_the_step_has_the_flops_the_flop_counter_counts(tmp_path):
     config = load_config(
         "configs/ring.yaml", [f"data.dir={prepared_data(tmp_path / 'roof', 'mog-ring')}"]
     )
-    counted = PlainLoop(config, dataset_index(config.data)).flops_per_image()
+    counted = PlainLoop(config, dataset_for(config.data)).flops_per_image()
     assert row["gflop_per_image"] * 1e9 == pytest.approx(counted, rel=1e-6)
     assert row["bound_ms"] == pytest.approx(sum(kind["ms"] for kind in row["kinds"].values()))
     assert 0 < row["mfu_ceiling"] <= row["mfu_ceiling_fused"] <= 1

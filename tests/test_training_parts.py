@@ -4,6 +4,7 @@ from conftest import SMALL_MLP, ganpipe
 from torch import nn
 
 from pipeline.config import ModelConfig
+from pipeline.data.description import Dataset
 from pipeline.models import build_models
 from pipeline.train import checkpoint
 from pipeline.train.ema import EMA
@@ -73,8 +74,8 @@ def test_adam_falls_back_to_foreach_without_a_fused_kernel():
 
 def test_channels_last_models_compute_what_contiguous_ones_do():
     torch.manual_seed(0)
-    index = {"kind": "image", "shape": [1, 32, 32], "classes": 10}
-    G, D = build_models(ModelConfig(family="biggan", width=8, d_width=8), index)
+    images = Dataset.shaped([1, 32, 32], 10)
+    G, D = build_models(ModelConfig(family="biggan", width=8, d_width=8), images)
     G, D = G.eval(), D.eval()  # spectral norm's power iteration moves on every training pass
     z, y = torch.randn(4, G.z_dim), torch.arange(4)
     images = G(z, y)

@@ -5,6 +5,7 @@ import torch
 from accelerate import Accelerator
 
 from pipeline.config import Config, ModelConfig
+from pipeline.data.description import Dataset
 from pipeline.models import build_models
 from pipeline.models.vaegan import kl_to_standard_normal
 from pipeline.train.regularizers import VAEReconstruction
@@ -21,12 +22,13 @@ def test_kl_by_hand():
 
 def test_encoder_decoder_round_trip_shapes_and_gradients():
     config = ModelConfig(family="vaegan", z_dim=8, width=4, d_width=4)
-    g, d = build_models(config, {"kind": "image", "shape": [1, 16, 16], "classes": 10})
+    images = Dataset.shaped([1, 16, 16], 10)
+    g, d = build_models(config, images)
     x = torch.randn(5, 1, 16, 16)
     z, mean, log_var = g.encode(x)
     assert z.shape == mean.shape == log_var.shape == (5, 8)
     assert g(z).shape == x.shape and d.features(x).shape[0] == 5
-    box = build_toolbox(Config(), g, {"kind": "image"}, Accelerator(cpu=True))
+    box = build_toolbox(Config(model=config), images, Accelerator(cpu=True))
     assert [type(t) for t in box.g_terms] == [VAEReconstruction]
     loss = ((d.features(g(z)) - d.features(x)) ** 2).mean() + kl_to_standard_normal(mean, log_var)
     loss.backward()

@@ -24,7 +24,6 @@ import torch
 
 from pipeline.bench.published import PUBLISHED
 from pipeline.bench.recipes import RecipeBook
-from pipeline.data.reader import read_index
 from pipeline.data.shards import build
 from pipeline.metrics.evaluate import measure
 
@@ -116,7 +115,7 @@ def one_seed(
     )
     minutes = (time.perf_counter() - started) / 60  # training and sampling (critic included)
     drawn = np.load(samples_file)
-    metrics = measure(torch.from_numpy(drawn["samples"]), None, data, read_index(data), seed)
+    metrics = measure(torch.from_numpy(drawn["samples"]), None, data, seed)
     row = {
         "suite": suite,
         "recipe": recipe,

@@ -13,6 +13,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.config import Config
+from pipeline.data.description import Dataset
 from pipeline.data.reader import spread_sample
 from pipeline.models import build_models
 from pipeline.train.losses import adversarial_loss
@@ -20,11 +21,11 @@ from pipeline.train.penalties import input_gradient_norm2
 
 
 class PlainLoop:
-    def __init__(self, config: Config, index: dict, device: str = "cpu"):
+    def __init__(self, config: Config, dataset: Dataset, device: str = "cpu"):
         cfg = config.train
         self.config, self.device = config, device
         torch.manual_seed(config.seed)
-        self.G, self.D = (m.to(device) for m in build_models(config.model, index))
+        self.G, self.D = (m.to(device) for m in build_models(config.model, dataset))
         self.ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema_decay else None
         betas_g, betas_d = tuple(cfg.betas_g), tuple(cfg.betas_d)
         eps = cfg.adam_eps

@@ -20,7 +20,7 @@ from typing import Any
 from pipeline.bench.plain_loop import PlainLoop, synchronize
 from pipeline.bench.throughput import CONFIGS, machine, prepared_data, train_quietly
 from pipeline.config import load_config
-from pipeline.data.reader import dataset_index
+from pipeline.data.reader import dataset_for
 from pipeline.train.determinism import use_kernels
 from pipeline.train.optimizers import default_device_type
 from pipeline.train.profiling import ProfiledSteps
@@ -43,7 +43,7 @@ def profile_config(
         pipeline = json.loads((run / "profile" / "summary-rank0.json").read_text())
         shutil.copy(run / "profile" / "trace-rank0.json.gz", out / f"{name}-pipeline-trace.json.gz")
     use_kernels(config.train.deterministic)
-    plain = PlainLoop(config, dataset_index(config.data), device)
+    plain = PlainLoop(config, dataset_for(config.data), device)
     for k in range(warmup):
         plain.step(k)
     synchronize(device)

@@ -22,8 +22,8 @@ from statistics import mean, stdev
 
 from pipeline.bench import classic_dcgan
 from pipeline.bench.digits_data import digits_at, digits_for
-from pipeline.data.reader import read_index
-from pipeline.metrics.evaluate import Protocol
+from pipeline.data.description import read_dataset
+from pipeline.metrics.evaluate import protocol_for
 from pipeline.run_samples import evaluate_run
 from pipeline.train import checkpoint
 
@@ -129,7 +129,7 @@ def baseline(
                "--out", str(run_dir), "--budgets", ",".join(map(str, budgets)),
                "--width", str(width), "--seed", str(seed)]  # fmt: skip
     run_checked(command, env)
-    protocol = Protocol(data, read_index(data))
+    protocol = protocol_for(read_dataset(data))
     points = []
     for budget in budgets:
         path = run_dir / f"{classic_dcgan.SAVE_PREFIX}{budget:g}.pt"

@@ -28,7 +28,8 @@ from torch.utils.flop_counter import flop_registry
 from pipeline.bench.plain_loop import PlainLoop
 from pipeline.bench.throughput import CONFIGS, prepared_data
 from pipeline.config import load_config
-from pipeline.data.reader import dataset_index
+from pipeline.data.description import Dataset
+from pipeline.data.reader import dataset_for
 from pipeline.train.profiling import KINDS, OTHER, TOP, kind_of
 
 MATMUL = "conv / matmul"
@@ -70,10 +71,10 @@ class FusedAttention(TorchFunctionMode):
         )[0]
 
 
-def step_operators(config, index: dict[str, Any]) -> tuple[list[tuple[str, int, int]], int]:
+def step_operators(config, dataset: Dataset) -> tuple[list[tuple[str, int, int]], int]:
     """The operators of one plain training step on the meta device, and its images."""
     dtype = torch.bfloat16 if config.train.mixed_precision == "bf16" else torch.float32
-    plain = PlainLoop(config, index, device="meta")
+    plain = PlainLoop(config, dataset, device="meta")
     for model in (plain.G, plain.D, plain.ema):
         if model is not None:
             model.to(dtype)
@@ -96,7 +97,7 @@ def bound(name: str, out: Path, overrides: list[str], tflops: float, tbs: float)
     overrides = [*pinned, *overrides]
     data = prepared_data(out, source)  # the plain loop's batch comes from the data
     config = load_config(config_path, [f"data.dir={data}", *overrides])
-    operators, images = step_operators(config, dataset_index(config.data))
+    operators, images = step_operators(config, dataset_for(config.data))
     peak, bandwidth = tflops * 1e12, tbs * 1e12
     kinds = {kind: {"operators": 0, "gflop": 0.0, "gb": 0.0, "ms": 0.0} for kind in [*KINDS, OTHER]}
     by_operator: dict[str, float] = {}

@@ -13,7 +13,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.config import load_config
-from pipeline.data.reader import dataset_index
+from pipeline.data.reader import dataset_for
 from pipeline.models import build_models
 
 
@@ -60,8 +60,8 @@ class Cost:
 
 def measure(config_path: Path) -> Cost:
     config = load_config(config_path)
-    index = dataset_index(config.data, require_data=False)
-    G, D = build_models(config.model, index)
+    dataset = dataset_for(config.data, require_data=False)
+    G, D = build_models(config.model, dataset)
     z = torch.randn(1, G.z_dim)
     y = torch.zeros(1, dtype=torch.long) if G.n_classes else None
     with torch.no_grad():

@@ -35,10 +35,11 @@ import torch
 
 from pipeline.bench.plain_loop import PlainLoop, peak_flops
 from pipeline.config import load_config
-from pipeline.data.reader import dataset_index, training_batches
+from pipeline.data.description import Dataset
+from pipeline.data.reader import dataset_for, training_batches
 from pipeline.data.shards import build
 from pipeline.errors import UserError
-from pipeline.metrics.evaluate import Protocol
+from pipeline.metrics.evaluate import protocol_for
 from pipeline.models import build_models
 from pipeline.sampling import generate
 from pipeline.train.determinism import use_kernels
@@ -117,15 +118,15 @@ def loader_rates(data: Path, batch_size: int, batches: int = 60) -> dict[str, fl
     return rates
 
 
-def eval_rate(config, index: dict[str, Any], device: str, n: int = 2000) -> float | None:
+def eval_rate(config, dataset: Dataset, device: str, n: int = 2000) -> float | None:
     """Samples/s of generation plus feature extraction, as evaluations run them; None where
     this machine has no extractor for the data (its reason printed)."""
     try:
-        protocol = Protocol(config.data.dir, index, device=device)
+        protocol = protocol_for(dataset, device=device)
     except UserError as error:
         print(f"{config.name}: evaluation speed not measured: {error}", file=sys.stderr)
         return None
-    generator = build_models(config.model, index)[0].to(device)
+    generator = build_models(config.model, dataset)[0].to(device)
     protocol.summarize(generate(generator, 100, 0, device=device)[0])  # extractor ready first
     started = time.perf_counter()
     samples, _ = generate(generator, n, 0, config.eval.batch_size, device)
@@ -141,11 +142,11 @@ def measure(
     steps = steps or default_steps
     data = prepared_data(out, source)
     config = load_config(config_path, [f"data.dir={data}", *overrides])
-    index = dataset_index(config.data)
+    dataset = dataset_for(config.data)
     cfg = config.train
     device = default_device_type()
     use_kernels(cfg.deterministic)  # the plain loop gets the kernels the pipeline chooses
-    plain = PlainLoop(config, index, device)
+    plain = PlainLoop(config, dataset, device)
     pipelines, baselines = [], []
     for _ in range(repeats):
         pipelines.append(pipeline_rate(config_path, data, steps, overrides))
@@ -160,7 +161,7 @@ def measure(
         "config": name,
         "file": config_path,
         "model": config.model.family,
-        "resolution": index["shape"][-1] if index["kind"] == "image" else None,
+        "resolution": dataset.resolution if dataset.images else None,
         "batch_size": cfg.batch_size,
         "n_dis": cfg.n_dis,
         "dtype": "bf16" if bf16 else "fp32",
@@ -169,7 +170,7 @@ def measure(
         "time_ratio": baseline / pipeline["img_s"],
         "loader_img_s": loader,
         "loader_over_step": max(loader.values()) / pipeline["img_s"],
-        "eval_samples_s": eval_rate(config, index, device),
+        "eval_samples_s": eval_rate(config, dataset, device),
         "train_flops_per_image": flops,
         "peak_flops_measured": peak,
         "mfu": flops * pipeline["img_s"] / peak,

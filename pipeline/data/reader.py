@@ -5,7 +5,6 @@ shards; one finite, ordered pass for evaluation.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import webdataset as wds
 
 from pipeline.config import AugmentConfig, DataConfig
 from pipeline.data import augment as augmentation
+from pipeline.data.description import Dataset, read_dataset
 from pipeline.data.problems import Problems
 from pipeline.data.records import (
     Batch,
@@ -31,21 +31,11 @@ from pipeline.data.shards import INDEX
 from pipeline.data.stream import TrainingStream
 from pipeline.errors import UserError
 
-__all__ = ["Batch", "dataset_index", "evaluation_batches", "load_split", "training_batches"]
+__all__ = ["Batch", "dataset_for", "evaluation_batches", "load_split", "training_batches"]
 
 
-def read_index(data_dir: str | Path) -> dict[str, Any]:
-    path = Path(data_dir) / INDEX
-    if not path.is_file():
-        raise UserError(
-            f"no dataset at {data_dir} ({INDEX} missing): build one with "
-            f"`ganpipe data build digits --out {data_dir}` or set data.dir"
-        )
-    return json.loads(path.read_text())
-
-
-def dataset_index(data: DataConfig, require_data: bool = True) -> dict[str, Any]:
-    """The dataset's index, checked against what the config expects (`data.shape`,
+def dataset_for(data: DataConfig, require_data: bool = True) -> Dataset:
+    """The dataset's description, checked against what the config expects (`data.shape`,
     `data.classes`). Without the data (and `require_data` False) the expectation stands in."""
     if not require_data and not (Path(data.dir) / INDEX).is_file():
         if not data.shape or data.classes < 0:
@@ -53,31 +43,16 @@ def dataset_index(data: DataConfig, require_data: bool = True) -> dict[str, Any]
                 f"no dataset at {data.dir}: set data.shape and data.classes in the "
                 "config to size the models without it"
             )
-        return {
-            "source": "config",
-            "kind": "image" if len(data.shape) == 3 else "points",
-            "shape": data.shape,
-            "classes": data.classes,
-        }
-    index = read_index(data.dir)
+        return Dataset.shaped(data.shape, data.classes, Path(data.dir))
+    dataset = read_dataset(data.dir)
     for key in ("shape", "classes"):
-        expected = getattr(data, key)
-        if expected not in ([], -1) and expected != index[key]:
+        expected, found = getattr(data, key), getattr(dataset, key)
+        if expected not in ([], -1) and expected != found:
             raise UserError(
                 f"data.{key}: the config expects {expected} but {data.dir}/{INDEX} "
-                f"has {index[key]}; fix the config or rebuild the data"
+                f"has {found}; fix the config or rebuild the data"
             )
-    return index
-
-
-def shard_paths(data_dir: str | Path, index: dict[str, Any], split: str) -> list[str]:
-    if split not in index["splits"]:
-        raise UserError(f"{data_dir}/{INDEX} has no split {split!r}: rebuild the dataset")
-    paths = [Path(data_dir) / s["name"] for s in index["splits"][split]["shards"]]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UserError(f"shard {missing[0]} listed in {INDEX} is missing: rebuild the dataset")
-    return [str(p) for p in paths]
+    return dataset
 
 
 def training_batches(
@@ -95,8 +70,8 @@ def training_batches(
 ) -> TrainingStream:
     """An endless stream of shuffled (and, for images, optionally augmented) batches from this
     rank's share of the shards; `state` (a stream's `state_dict()`) resumes one exactly."""
-    index = read_index(data_dir)
-    urls = shard_paths(data_dir, index, split)
+    dataset = read_dataset(data_dir)
+    urls = dataset.shard_paths(split)
     readers = world * max(1, workers)
     if not urls:
         raise UserError(f"{data_dir}/{INDEX} lists no {split} shards: rebuild the dataset")
@@ -105,11 +80,11 @@ def training_batches(
             f"{data_dir} has {len(urls)} {split} shards, fewer than processes x loader workers "
             f"= {readers}: rebuild with a smaller --shard-size or lower data.workers"
         )
-    counts = [shard["samples"] for shard in index["splits"][split]["shards"]]
-    augmenting = augment is not None and augmentation.active(augment) and index["kind"] == "image"
+    counts = [shard.samples for shard in dataset.shards(split)]
+    augmenting = augment is not None and augmentation.active(augment) and dataset.images
     return TrainingStream(
         list(zip(urls, counts, strict=True))[rank::world],
-        Expected(index["shape"], index["classes"]),
+        Expected(dataset.shape, dataset.classes),
         batch_size,
         seed=seed,
         rank=rank,
@@ -124,10 +99,10 @@ def evaluation_batches(
     data_dir: str | Path, batch_size: int, split: str = "test", shards: slice = slice(None)
 ) -> Iterator[Batch]:
     """One ordered pass over a split (or the `shards` of it), on one process."""
-    index = read_index(data_dir)
-    urls = shard_paths(data_dir, index, split)[shards]
+    dataset = read_dataset(data_dir)
+    urls = dataset.shard_paths(split)[shards]
     names = [Path(url).name for url in urls]
-    expected, problems = Expected(index["shape"], index["classes"]), Problems()
+    expected, problems = Expected(dataset.shape, dataset.classes), Problems()
 
     def rows() -> Iterator[Rows]:
         for k, url in enumerate(urls):
@@ -149,7 +124,7 @@ def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Te
 def spread_sample(data_dir: str | Path, n: int, split: str = "train") -> tuple[torch.Tensor, ...]:
     """About `n` samples and their labels, taken from the start of every shard alike: a
     fixed set that reaches every class even when the shards are sorted by class."""
-    shards = len(read_index(data_dir)["splits"][split]["shards"])
+    shards = len(read_dataset(data_dir).shards(split))
     per_shard = -(-n // shards)
     xs, ys = [], []
     for k in range(shards):

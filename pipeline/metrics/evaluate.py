@@ -1,5 +1,7 @@
 """Evaluate generated samples with the protocol that fits their dataset (BENCHMARKS.md
-sections 1-3). Every result carries the protocol it was measured with.
+sections 1-3). One protocol per kind of data, chosen once: it measures, sums a measurement
+up in a line, names the figure the best checkpoint is picked by, and draws the samples.
+Every result carries the protocol it was measured with.
 
 Evaluation runs in two halves so that it can be shared by processes: `summarize` turns each
 process's samples into rows (2D points, mode ids or features: the expensive half), the rows
@@ -12,92 +14,57 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from PIL import Image
+from torch import nn
 
-from pipeline.data.reader import read_index
+from pipeline.data.description import Dataset, read_dataset
 from pipeline.metrics.extractors import DigitFeatures, Extractor, extractor_for
 from pipeline.metrics.fidelity import frechet_distance, inception_score, kernel_distance
 from pipeline.metrics.mixtures import mixture_metrics
 from pipeline.metrics.prdc import prdc
 from pipeline.metrics.reference import dataset_hash, reference_features
 from pipeline.metrics.stacked import mode_of, stacked_metrics, stacked_modes
+from pipeline.sampling import generate
+from pipeline.visual import image_grid, scatter
 
 BATCH = 500
+POINTS_PICTURED = 2500
 
 
 class Protocol:
-    """How one dataset's samples are measured."""
+    """How one dataset's samples are measured and shown."""
 
-    def __init__(
-        self,
-        data_dir: str | Path,
-        index: dict[str, Any],
-        extractor: str = "auto",
-        inception_weights: str | Path | None = None,
-        device: torch.device | str = "cpu",
-    ):
-        self.data_dir, self.index, self.device = Path(data_dir), index, device
-        self.kind = "points" if index["kind"] == "points" else index["source"]
-        self.extractor: Extractor | None = None
-        if self.kind == "stacked-digits":
-            self.extractor = DigitFeatures(index["shape"][-1], device)
-        elif self.kind != "points":
-            self.extractor = extractor_for(index, extractor, inception_weights, device)
+    classes = 0  # the classes `monitor_rows` tells apart (0: none)
+    measures = True  # False: samples are drawn, not measured
 
-    @torch.no_grad()
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
     def summarize(self, samples: torch.Tensor) -> torch.Tensor:
-        """Per-sample rows on the CPU: points, stacked-digit modes, or extractor features."""
-        if len(samples) == 0:  # a rank with no batch to draw
-            return samples
-        if self.extractor is None:
-            return samples.double()
-        if self.kind == "stacked-digits":
-            return torch.cat([stacked_modes(self.extractor, b) for b in samples.split(BATCH)])
-        return self.features(samples)
+        """Per-sample rows on the CPU: what `score` measures."""
+        raise NotImplementedError
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.extractor.features(b).cpu() for b in images.split(BATCH)])
-
-    @torch.no_grad()
     def monitor_rows(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """What the collapse guard compares (on the CPU): features and, for labelled data,
-        each sample's class (nearest mixture mode, digit, or stacked-digit triple)."""
-        if len(samples) == 0:  # a rank with no batch to draw
-            return samples, samples.long()
-        if self.kind == "points":
-            means = torch.as_tensor(self.index["mixture"]["means"], dtype=torch.float64)
-            return samples.double(), torch.cdist(samples.double(), means).argmin(1)
-        if self.kind == "stacked-digits":  # the three digits' features side by side
-            planes = [self.features(samples[:, k : k + 1]) for k in range(3)]
-            digits = [self.extractor.logits(p).argmax(1).cpu() for p in planes]
-            return torch.cat(planes, dim=1), mode_of(digits)
-        features = self.features(samples)
-        if isinstance(self.extractor, DigitFeatures):
-            return features, self.extractor.logits(features).argmax(1).cpu()
-        return features, None
-
-    def classes(self) -> int:
-        """How many classes `monitor_rows` tells apart (0: none)."""
-        if self.kind == "points":
-            return len(self.index["mixture"]["means"])
-        if self.kind == "stacked-digits":
-            return 1000
-        return 10 if isinstance(self.extractor, DigitFeatures) else 0
+        """What the collapse guard compares (on the CPU): features and, where the protocol
+        tells classes apart, each sample's class."""
+        raise NotImplementedError
 
     def score(
         self, rows: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0
     ) -> dict[str, Any]:
-        if self.kind == "points":
-            mixture = self.index["mixture"]
-            result = mixture_metrics(rows, np.asarray(mixture["means"]), mixture["std"])
-            result["protocol"] = {"benchmark": self.index["source"], "n_generated": len(rows)}
-        elif self.kind == "stacked-digits":
-            result = stacked_metrics(rows, self.extractor)
-        else:
-            result = self.image_metrics(rows, labels, seed)
-        result["protocol"]["seed"] = seed
-        return result
+        raise NotImplementedError
+
+    def headline(self, metrics: dict[str, Any]) -> str:
+        """The measurement in one line."""
+        raise NotImplementedError
+
+    def key_figure(self, metrics: dict[str, Any]) -> float:
+        """What the best checkpoint is picked by: lower is better."""
+        raise NotImplementedError
+
+    def picture(self, generator: nn.Module, seed: int, grid_size: int, device) -> Image.Image:
+        raise NotImplementedError
 
     def measure(
         self, samples: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0
@@ -105,16 +72,107 @@ class Protocol:
         """Both halves on this process."""
         return self.score(self.summarize(samples), labels, seed)
 
-    def image_metrics(
-        self, fake: torch.Tensor, labels: torch.Tensor | None, seed: int
-    ) -> dict[str, Any]:
-        """FID and KID against the reference split (the held-out split when there is one),
-        IS, and PRDC on equal numbers of real and generated features. When the dataset has a
-        held-out split, the training split's FID against it is the floor."""
-        extractor = self.extractor
-        splits = self.index["splits"]
-        reference_split = "test" if splits.get("test", {}).get("samples") else "train"
-        real = reference_features(self.data_dir, reference_split, extractor)
+
+class PointsProtocol(Protocol):
+    """2D mixtures: modes reached, high-quality share, reverse KL (BENCHMARKS.md section 1)."""
+
+    def __init__(self, dataset: Dataset):
+        super().__init__(dataset)
+        self.means = torch.as_tensor(dataset.mixture.means, dtype=torch.float64)
+        self.classes = len(self.means)
+
+    def summarize(self, samples: torch.Tensor) -> torch.Tensor:
+        return samples.double()
+
+    def monitor_rows(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        points = samples.double()
+        return points, torch.cdist(points, self.means).argmin(1)
+
+    def score(self, rows, labels=None, seed=0) -> dict[str, Any]:
+        result = mixture_metrics(rows, self.means.numpy(), self.dataset.mixture.std)
+        result["protocol"] = {"benchmark": self.dataset.source, "n_generated": len(rows),
+                              "seed": seed}  # fmt: skip
+        return result
+
+    def headline(self, metrics: dict[str, Any]) -> str:
+        return (
+            f"modes {metrics['modes']}/{metrics['modes_total']}, high-quality "
+            f"{metrics['high_quality_percent']:.1f}%, reverse KL {metrics['reverse_kl']:.4f}"
+        )
+
+    def key_figure(self, metrics: dict[str, Any]) -> float:
+        return metrics["reverse_kl"]
+
+    def picture(self, generator, seed, grid_size, device) -> Image.Image:
+        points, _ = generate(generator, POINTS_PICTURED, seed, device=device)
+        return scatter(points, means=self.means.numpy())
+
+
+class StackedDigitsProtocol(Protocol):
+    """Stacked digits: the 1000 digit triples reached and reverse KL (BENCHMARKS.md section 2);
+    the digit classifier reads each channel."""
+
+    classes = 1000
+
+    def __init__(self, dataset: Dataset, device):
+        super().__init__(dataset)
+        self.extractor = DigitFeatures(dataset.resolution, device)
+
+    def summarize(self, samples: torch.Tensor) -> torch.Tensor:
+        if len(samples) == 0:  # a rank with no batch to draw
+            return samples
+        return torch.cat([stacked_modes(self.extractor, b) for b in samples.split(BATCH)])
+
+    @torch.no_grad()
+    def monitor_rows(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if len(samples) == 0:
+            return samples, samples.long()
+        planes = [features(self.extractor, samples[:, k : k + 1]) for k in range(3)]
+        digits = [self.extractor.logits(p).argmax(1).cpu() for p in planes]
+        return torch.cat(planes, dim=1), mode_of(digits)  # the three digits' features
+
+    def score(self, rows, labels=None, seed=0) -> dict[str, Any]:
+        result = stacked_metrics(rows, self.extractor)
+        result["protocol"]["seed"] = seed
+        return result
+
+    def headline(self, metrics: dict[str, Any]) -> str:
+        return (
+            f"modes {metrics['modes']}/{metrics['modes_total']}, "
+            f"reverse KL {metrics['reverse_kl']:.4f}"
+        )
+
+    def key_figure(self, metrics: dict[str, Any]) -> float:
+        return metrics["reverse_kl"]
+
+    def picture(self, generator, seed, grid_size, device) -> Image.Image:
+        return grid_of(generator, seed, grid_size, device)
+
+
+class ImageProtocol(Protocol):
+    """Images: FID and KID against the held-out split (the training split when there is
+    none), IS, and PRDC, all in the extractor's feature space."""
+
+    def __init__(self, dataset: Dataset, extractor: Extractor, device):
+        super().__init__(dataset)
+        self.extractor, self.device = extractor, device
+
+    @torch.no_grad()
+    def summarize(self, samples: torch.Tensor) -> torch.Tensor:
+        if len(samples) == 0:  # a rank with no batch to draw
+            return samples
+        return features(self.extractor, samples)
+
+    @torch.no_grad()
+    def monitor_rows(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.summarize(samples), None
+
+    def score(self, rows, labels=None, seed=0) -> dict[str, Any]:
+        """When the dataset has a held-out split, the training split's FID against it is the
+        floor."""
+        extractor, fake = self.extractor, rows
+        reference_split = "test" if self.dataset.samples("test") else "train"
+        real = reference_features(self.dataset.dir, reference_split, extractor)
         kid, kid_std = kernel_distance(real, fake, seed)
         logits = extractor.logits(fake.to(self.device)).cpu()
         score, score_std = inception_score(logits, seed)
@@ -129,25 +187,98 @@ class Protocol:
         }
         floor_text = None
         if reference_split == "test":
-            train = reference_features(self.data_dir, "train", extractor)
+            train = reference_features(self.dataset.dir, "train", extractor)
             result["fid_floor"] = frechet_distance(real, train)
             result["fid_ratio"] = result["fid"] / result["fid_floor"]
             floor_text = f"training split ({len(train)} images) vs the same reference"
-        if isinstance(extractor, DigitFeatures):
-            result.update(digit_histogram(logits, labels))
+        result.update(self.classes_read(logits, labels))
         result["protocol"] = {
             "metric": "FID, KID, IS (torchmetrics) and PRDC on the extractor's features",
             **extractor.describe(),
             "n_generated": len(fake),
             "reference": f"{reference_split} split, {len(real)} images, "
-            f"dataset {dataset_hash(self.data_dir)}",
+            f"dataset {dataset_hash(self.dataset.dir)}",
             "floor": floor_text,
             "kid": f"{min(1000, paired)} per subset, 100 subsets, cubic polynomial kernel",
             "inception_score": "10 splits",
             "prdc": f"precision/recall k=3, density/coverage k=5, {paired} generated vs "
             f"{paired} reference",
+            "seed": seed,
         }
         return result
+
+    def classes_read(self, logits: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
+        """What the extractor's classes say of the samples (nothing without a classifier)."""
+        return {}
+
+    def headline(self, metrics: dict[str, Any]) -> str:
+        floor = f" (floor {metrics['fid_floor']:.3f})" if "fid_floor" in metrics else ""
+        return (
+            f"FID {metrics['fid']:.3f}{floor}, KID {metrics['kid']:.4f}, "
+            f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}"
+        )
+
+    def key_figure(self, metrics: dict[str, Any]) -> float:
+        return metrics["fid"]
+
+    def picture(self, generator, seed, grid_size, device) -> Image.Image:
+        return grid_of(generator, seed, grid_size, device)
+
+
+class DigitsProtocol(ImageProtocol):
+    """Digit images (the digit classifier's features): also the digits the samples read as,
+    and for a conditional generator how often it drew the digit asked for."""
+
+    classes = 10
+
+    @torch.no_grad()
+    def monitor_rows(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if len(samples) == 0:  # a rank with no batch to draw
+            return samples, samples.long()
+        rows = self.summarize(samples)
+        return rows, self.extractor.logits(rows).argmax(1).cpu()
+
+    def classes_read(self, logits: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
+        return digit_histogram(logits, labels)
+
+    def headline(self, metrics: dict[str, Any]) -> str:
+        return super().headline(metrics) + f", digits {metrics['digits_covered']}/10"
+
+
+class UnmeasuredImages(Protocol):
+    """Images with no feature extractor on this machine: drawn, not measured."""
+
+    measures = False
+
+    def picture(self, generator, seed, grid_size, device) -> Image.Image:
+        return grid_of(generator, seed, grid_size, device)
+
+
+def grid_of(generator: nn.Module, seed: int, grid_size: int, device) -> Image.Image:
+    """`grid_size` samples, a column per class for a conditional generator."""
+    images, _ = generate(generator, grid_size, seed, device=device)
+    return image_grid(images, columns=generator.n_classes or None)
+
+
+def protocol_for(
+    dataset: Dataset,
+    extractor: str = "auto",
+    inception_weights: str | Path | None = None,
+    device: torch.device | str = "cpu",
+) -> Protocol:
+    """The protocol of the dataset's kind of data."""
+    if not dataset.images:
+        return PointsProtocol(dataset)
+    if dataset.source == "stacked-digits":
+        return StackedDigitsProtocol(dataset, device)
+    chosen = extractor_for(dataset, extractor, inception_weights, device)
+    if isinstance(chosen, DigitFeatures):
+        return DigitsProtocol(dataset, chosen, device)
+    return ImageProtocol(dataset, chosen, device)
+
+
+def features(extractor: Extractor, images: torch.Tensor) -> torch.Tensor:
+    return torch.cat([extractor.features(b).cpu() for b in images.split(BATCH)])
 
 
 def normalised_entropy(classes: torch.Tensor, n_classes: int) -> float:
@@ -176,9 +307,7 @@ def measure(
     samples: torch.Tensor,
     labels: torch.Tensor | None,
     data_dir: str | Path,
-    index: dict[str, Any] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Metrics of samples already drawn, with the dataset's default protocol."""
-    protocol = Protocol(data_dir, index or read_index(data_dir))
-    return protocol.measure(samples, labels, seed)
+    return protocol_for(read_dataset(data_dir)).measure(samples, labels, seed)

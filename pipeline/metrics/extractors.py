@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import torch
 
+from pipeline.data.description import DIGIT_SOURCES, Dataset
 from pipeline.errors import UserError
 from pipeline.files import sha256
 from pipeline.metrics.classifier import FEATURES, VERSION, digit_classifier
@@ -123,16 +124,16 @@ class InceptionFeatures:
 
 
 def extractor_for(
-    index: dict[str, Any],
+    dataset: Dataset,
     choice: str = "auto",
     inception_weights: str | Path | None = None,
     device: torch.device | str = "cpu",
 ) -> Extractor:
     """`auto`: the digit classifier for digit datasets, InceptionV3 for every other image set."""
     if choice == "auto":
-        choice = "digits" if index["source"] in ("digits", "stacked-digits") else "inception"
+        choice = "digits" if dataset.source in DIGIT_SOURCES else "inception"
     if choice == "digits":
-        return DigitFeatures(index["shape"][-1], device)
+        return DigitFeatures(dataset.resolution, device)
     if choice == "inception":
         return InceptionFeatures(inception_weights, device)
     raise UserError(f"eval.extractor: {choice!r} is not one of auto, digits, inception")

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any
 
 import torch
 from torch import nn
 
 from pipeline.config import ModelConfig
+from pipeline.data.description import Dataset
 from pipeline.errors import UserError
 from pipeline.models import biggan, dcgan, mlp, progan, vaegan
 from pipeline.models.layers import HeadOptions, Packed, trainable_weight
@@ -39,6 +39,8 @@ class Family:
     data: str  # "image" or "points": the dataset kind it trains on
     build: Builder
     own_options: frozenset[str] = frozenset()  # ModelConfig keys beyond the shared ones
+    progressive: bool = False  # G and D grow: `set_stage(level, alpha)`, `levels`
+    encoder: bool = False  # G encodes too (`encode`), with its own loss terms
 
 
 def _dcgan(model: ModelConfig, s: Shapes, generator=dcgan.Generator) -> tuple[nn.Module, nn.Module]:
@@ -90,9 +92,9 @@ FAMILIES = {
     "dcgan": Family("image", _dcgan, SPECTRAL),
     "mlp": Family("points", _mlp, SPECTRAL | {"depth", "d_depth"}),
     "biggan": Family("image", _biggan, SPECTRAL | {"attention", "shared_dim", "hierarchical"}),
-    "progan": Family("image", _progan),
+    "progan": Family("image", _progan, progressive=True),
     # VAE-GAN: DCGAN's pair with an encoder in front of G
-    "vaegan": Family("image", partial(_dcgan, generator=vaegan.Generator), SPECTRAL),
+    "vaegan": Family("image", partial(_dcgan, generator=vaegan.Generator), SPECTRAL, encoder=True),
 }
 # Options every family takes; the rest belong to the families that list them.
 SHARED_OPTIONS = frozenset(
@@ -101,17 +103,17 @@ SHARED_OPTIONS = frozenset(
 )
 
 
-def build_models(model: ModelConfig, index: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
-    """`index` is the dataset's index.json: it gives the sample shape and the class count."""
+def build_models(model: ModelConfig, dataset: Dataset) -> tuple[nn.Module, nn.Module]:
+    """A pair shaped for the dataset's samples and, when conditional, its classes."""
     family = FAMILIES[model.family]
     check_options(model)
-    if family.data != index["kind"]:
+    if family.data != dataset.kind:
         raise UserError(
             f"model.family: {model.family} trains on {family.data} data but the "
-            f"dataset holds {index['kind']}; pick "
-            + " or ".join(name for name, f in FAMILIES.items() if f.data == index["kind"])
+            f"dataset holds {dataset.kind}; pick "
+            + " or ".join(name for name, f in FAMILIES.items() if f.data == dataset.kind)
         )
-    shape, classes = index["shape"], index["classes"] if model.conditional else 0
+    shape, classes = dataset.shape, dataset.classes if model.conditional else 0
     if model.conditional and classes < 1:
         raise UserError("model.conditional: the dataset has no class labels; set it to false")
     d_shape = [shape[0] * model.pack, *shape[1:]]  # a pack of m samples: m times the channels

@@ -41,12 +41,11 @@ class CollapseGuard:
     def __init__(self, config: Config, protocol: Protocol, accelerator: Accelerator):
         self.config: CollapseGuardConfig = config.collapse_guard
         self.protocol, self.accelerator, self.seed = protocol, accelerator, config.seed
-        self.batch = config.eval.batch_size
+        self.batch, self.pack = config.eval.batch_size, config.model.pack  # D judges packs
         self.real_x, self.real_y = spread_sample(config.data.dir, self.config.real_samples)
         self.real, _ = protocol.monitor_rows(self.real_x)
         self.centres = kmeans(self.real, min(BINS, len(self.real) // 2), config.seed)
         self.real_shares = cell_shares(self.real, self.centres)
-        self.index = protocol.index
         self.in_a_row = 0
         # No collapse seen: the last check passed, or none has run yet (before `start`).
         self.healthy = True
@@ -85,7 +84,7 @@ class CollapseGuard:
         accuracy = self.d_accuracy(discriminator, images, labels)
         features, classes = self.protocol.monitor_rows(images)
         features = share_rows(features, self.batch, acc)
-        if self.protocol.classes():
+        if self.protocol.classes:
             classes = share_rows(classes, self.batch, acc)
         if features is None:
             return None
@@ -94,8 +93,8 @@ class CollapseGuard:
         signals["different_bins"] = different_bins(
             self.real_shares, len(self.real), features, self.centres
         )
-        if self.protocol.classes():
-            signals["class_entropy"] = normalised_entropy(classes, self.protocol.classes())
+        if self.protocol.classes:
+            signals["class_entropy"] = normalised_entropy(classes, self.protocol.classes)
         signals["d_accuracy"] = accuracy
         return signals
 
@@ -108,13 +107,12 @@ class CollapseGuard:
         acc = self.accelerator
         rank, world = acc.process_index, acc.num_processes
         conditional = fake_y is not None
-        pack = getattr(discriminator, "m", 1)  # a packed D judges whole packs
         was_training = discriminator.training
         discriminator.eval()
         counts = torch.zeros(2, device=acc.device)
         judged = ((self.real_x[rank::world], self.real_y[rank::world], 1.0), (fake, fake_y, -1.0))
         for x, y, sign in judged:
-            usable = len(x) - len(x) % pack
+            usable = len(x) - len(x) % self.pack
             if usable:
                 y = y[:usable].to(acc.device) if conditional else None
                 logits = discriminator(x[:usable].to(acc.device), y).float().flatten()
@@ -162,12 +160,12 @@ class CollapseGuard:
 
 
 def start_guard(
-    config: Config, protocol: Protocol | None, accelerator: Accelerator
+    config: Config, protocol: Protocol, accelerator: Accelerator
 ) -> CollapseGuard | None:
     """The run's guard, None when `collapse_guard.every` is 0."""
     if not config.collapse_guard.every:
         return None
-    if protocol is None:
+    if not protocol.measures:
         raise UserError(
             "collapse_guard.every: the guard compares samples in a feature space, and this "
             "dataset has no evaluation protocol here (see the message above); set it to 0"

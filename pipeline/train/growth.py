@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from pipeline.config import ModelConfig
+from pipeline.models.registry import FAMILIES
+
 
 @dataclass(frozen=True)
 class Growth:
@@ -36,8 +39,8 @@ class Growth:
         return level, alpha
 
 
-def growth_for(generator: nn.Module, phase_images: int) -> Growth | None:
-    """A schedule for networks that grow (they have `set_stage`), none for the others."""
-    if not hasattr(generator, "set_stage"):
+def growth_for(model: ModelConfig, generator: nn.Module, phase_images: int) -> Growth | None:
+    """A schedule for a progressive family's networks, none for the others."""
+    if not FAMILIES[model.family].progressive:
         return None
     return Growth(generator.levels, phase_images)

@@ -18,16 +18,17 @@ from tqdm import tqdm
 
 from pipeline import run_dir as runs
 from pipeline.config import Config, with_overrides
-from pipeline.data.reader import dataset_index, training_batches
+from pipeline.data.reader import dataset_for, training_batches
 from pipeline.errors import UserError
+from pipeline.metrics.evaluate import Protocol
 from pipeline.models import build_models
-from pipeline.sampling import generate
+from pipeline.models.registry import FAMILIES
 from pipeline.tracking import Tracker
 from pipeline.train import checkpoint
 from pipeline.train.budget import CpuBudget
 from pipeline.train.collapse_guard import interventions_applied, start_guard
 from pipeline.train.determinism import use_kernels
-from pipeline.train.distributed import bare, prepare, uses_deepspeed
+from pipeline.train.distributed import prepare, uses_deepspeed
 from pipeline.train.ema import EMA
 from pipeline.train.growth import growth_for
 from pipeline.train.monitoring import peak_memory_gb, sigma_stats
@@ -43,28 +44,27 @@ from pipeline.train.steps import GAN, discriminator_step, generator_step
 from pipeline.train.stop import StopRequest
 from pipeline.train.sync_bn import cross_replica
 from pipeline.train.toolbox import build_toolbox
-from pipeline.visual import image_grid, scatter
 
 
 def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     """Train to `train.steps`; False when stopped before (signal or STOP file), checkpointed."""
     cfg = config.train
     use_kernels(cfg.deterministic)
-    index = dataset_index(config.data)  # fails early, on every rank, if the data is missing
+    dataset = dataset_for(config.data)  # fails early, on every rank, if the data is missing
     set_seed(config.seed)  # identical initial weights on every rank
-    G, D = build_models(config.model, index)
+    G, D = build_models(config.model, dataset)
     if cfg.sync_bn:
         G, D = cross_replica(G), cross_replica(D)
     # NHWC convolutions: 28% less time for a G+D pass of the 32 px DCGAN and BigGAN on a CPU.
     # Not under DeepSpeed: ZeRO flattens parameters into partitions, untried with NHWC ones.
     layout = torch.preserve_format
-    if cfg.channels_last and index["kind"] == "image" and not uses_deepspeed():
+    if cfg.channels_last and dataset.images and not uses_deepspeed():
         layout = torch.channels_last
         G, D = G.to(memory_format=layout), D.to(memory_format=layout)
     device_type = default_device_type()
     opt_g = adam(G.parameters(), cfg.lr_g, tuple(cfg.betas_g), device_type, cfg.adam_eps)
     opt_d = adam(D.parameters(), cfg.lr_d, tuple(cfg.betas_d), device_type, cfg.adam_eps)
-    parts = prepare(config, G, D, opt_g, opt_d, growing=hasattr(G, "set_stage"))
+    parts = prepare(config, G, D, opt_g, opt_d, growing=FAMILIES[config.model.family].progressive)
     g_accelerator, d_accelerator, G, D, opt_g, opt_d = parts
     accelerator = g_accelerator  # the loop's: devices, reductions, waits, logging
     rank, world, main = (
@@ -87,13 +87,13 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
             print(f"collapse guard: in force since before the resume: {', '.join(applied)}")
 
     # The toolbox lives on `gan` alone: a collapse-guard intervention replaces it there.
-    toolbox = build_toolbox(config, bare(accelerator, G), index, accelerator)
+    toolbox = build_toolbox(config, dataset, accelerator)
     bf16 = cfg.mixed_precision == "bf16"
     gan = GAN(*parts, toolbox, cfg.grad_accum, bf16, memory_format=layout)
     if cfg.compile:
         gan.compile(cfg.compile_mode)
     ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
-    growth = growth_for(gan.g_bare, cfg.phase_images)
+    growth = growth_for(config.model, gan.g_bare, cfg.phase_images)
 
     progress, counters, mine = Progress(), {}, {}
     set_seed(config.seed + rank)  # different noise on each rank
@@ -126,7 +126,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
             flush=True,
         )
 
-    protocol = training_protocol(config, index, accelerator.device, main)
+    protocol = training_protocol(config, dataset, accelerator.device, main)
     collapse = start_guard(config, protocol, accelerator)
     shards: set[str] = set()
     window = Window()
@@ -192,22 +192,22 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
                 refresh=False,
             )
         sampling = step % cfg.sample_every == 0 or last
-        measuring = protocol is not None and (step % cfg.eval_every == 0 or last)
+        measuring = protocol.measures and (step % cfg.eval_every == 0 or last)
         if main and sampling:
             models = {"ema": ema.model, "raw": gan.g_bare}
-            write_samples(models, config, index, run_dir, tracker, step, accelerator.device)
+            write_samples(models, protocol, config, run_dir, tracker, step, accelerator.device)
         metrics = evaluate_shared(ema.model, protocol, config, accelerator) if measuring else None
         if metrics:  # on the main process
             tracker.log({f"eval/{k}": v for k, v in metrics.items() if k != "protocol"}, step)
             for name in ("mode_histogram", "digit_histogram"):
                 if name in metrics:
                     tracker.histogram(f"eval/{name}", metrics[name], step)
-            bar.write(f"step {step}: " + headline(metrics))
+            bar.write(f"step {step}: " + protocol.headline(metrics))
         if sampling or measuring:  # the other ranks wait for the main process's extra work
             accelerator.wait_for_everyone()
         watching = collapse and collapse.due(step) and not last
         if watching and collapse.watch(gan, tracker, step):
-            config, rolled_back = intervene(gan, ema, run_dir, collapse, config, index, progress,
+            config, rolled_back = intervene(gan, ema, run_dir, collapse, config, dataset, progress,
                                             tracker)  # fmt: skip
             cfg = config.train
             if rolled_back:  # go on from the healthy checkpoint's step
@@ -216,7 +216,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         stopping = not last and stop.agreed(step)
         if step % cfg.checkpoint_every == 0 or last or stopping or budget_passed:
             counters = {**progress.counters(), "run_id": info["run_id"], **budget.state()}
-            score = metrics.get("fid", metrics.get("reverse_kl")) if metrics else None
+            score = protocol.key_figure(metrics) if metrics else None
             health = collapse.health(progress.interventions) if collapse else None
             saved = save(gan, ema, run_dir, counters, keep=cfg.keep_checkpoints, score=score,
                          guard=health)  # fmt: skip
@@ -299,40 +299,15 @@ class Window:
         return out
 
 
-def headline(metrics: dict[str, Any]) -> str:
-    if "fid" in metrics:
-        floor = f" (floor {metrics['fid_floor']:.3f})" if "fid_floor" in metrics else ""
-        digits = f", digits {metrics['digits_covered']}/10" if "digits_covered" in metrics else ""
-        return (
-            f"FID {metrics['fid']:.3f}{floor}, KID {metrics['kid']:.4f}, "
-            f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}{digits}"
-        )
-    quality = (
-        f"high-quality {metrics['high_quality_percent']:.1f}%, "
-        if "high_quality_percent" in metrics
-        else ""
-    )
-    return (
-        f"modes {metrics['modes']}/{metrics['modes_total']}, {quality}"
-        f"reverse KL {metrics['reverse_kl']:.4f}"
-    )
-
-
 def write_samples(
-    generators: dict[str, nn.Module], config: Config, index, run_dir: Path, tracker, step: int,
-    device,
+    generators: dict[str, nn.Module], protocol: Protocol, config: Config, run_dir: Path,
+    tracker, step: int, device,
 ) -> None:  # fmt: skip
     """Pictures from the same fixed noise at every step, so runs and steps compare by eye:
     samples/step-N.png from the EMA generator, raw-step-N.png from the trained one; both go
-    to W&B side by side (samples/ema, samples/raw). Conditional models get a column per
-    class."""
+    to W&B side by side (samples/ema, samples/raw)."""
     for name, generator in generators.items():
-        if index["kind"] == "points":
-            points, _ = generate(generator, 2500, config.seed, device=device)
-            picture = scatter(points, means=torch.tensor(index["mixture"]["means"]).numpy())
-        else:
-            images, _ = generate(generator, config.eval.grid_size, config.seed, device=device)
-            picture = image_grid(images, columns=generator.n_classes or None)
+        picture = protocol.picture(generator, config.seed, config.eval.grid_size, device)
         prefix = "" if name == "ema" else f"{name}-"
         picture.save(run_dir / "samples" / f"{prefix}step-{step:08d}.png")
         tracker.image(f"samples/{name}", picture, step)

@@ -4,9 +4,9 @@ guards (pipeline/train/nonfinite.py, pipeline/train/collapse_guard.py) only deci
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pipeline.config import Config, with_overrides
+from pipeline.data.description import Dataset
 from pipeline.errors import UserError
 from pipeline.train import checkpoint
 from pipeline.train.collapse_guard import CollapseGuard
@@ -43,7 +43,7 @@ def restore_finite(gan: GAN, ema: EMA, run_dir: Path, guard: NonFiniteGuard,
 
 
 def intervene(gan: GAN, ema: EMA, run_dir: Path, guard: CollapseGuard, config: Config,
-              index: dict[str, Any], progress: Progress,
+              dataset: Dataset, progress: Progress,
               tracker) -> tuple[Config, bool]:  # fmt: skip
     """Roll back to the newest healthy checkpoint and apply the next intervention, or only
     alert when none is left (every process). Returns the config now in force and whether the
@@ -65,7 +65,7 @@ def intervene(gan: GAN, ema: EMA, run_dir: Path, guard: CollapseGuard, config: C
         where = f"rolled back to step {progress.step} (no collapse seen there)"
     guard.acted(rolled_back)
     config = with_overrides(config, [item])
-    toolbox = build_toolbox(config, gan.g_bare, index, acc)
+    toolbox = build_toolbox(config, dataset, acc)
     toolbox.stateful.load_state_dict(gan.toolbox.stateful.state_dict(), strict=False)
     gan.toolbox = toolbox
     progress.interventions += 1

@@ -13,24 +13,24 @@ from accelerate import Accelerator
 from torch import nn
 
 from pipeline.config import Config
+from pipeline.data.description import Dataset
 from pipeline.errors import UserError
-from pipeline.metrics.evaluate import Protocol
+from pipeline.metrics.evaluate import Protocol, UnmeasuredImages, protocol_for
 from pipeline.sampling import generate, interleave
 
 
-def training_protocol(config: Config, index: dict[str, Any], device, main: bool) -> Protocol | None:
-    """The dataset's protocol; None (said once) when `eval.extractor: auto` finds no extractor
-    for it, so training goes on without metrics. A chosen extractor that is missing is an error."""
+def training_protocol(config: Config, dataset: Dataset, device, main: bool) -> Protocol:
+    """The dataset's protocol. When `eval.extractor: auto` finds no extractor for an image
+    set, its samples are drawn but not measured (said once) and training goes on; a chosen
+    extractor that is missing is an error."""
     try:
-        return Protocol(
-            config.data.dir, index, config.eval.extractor, config.eval.inception_weights, device
-        )
+        return protocol_for(dataset, config.eval.extractor, config.eval.inception_weights, device)
     except UserError as error:
         if config.eval.extractor != "auto":
             raise
         if main:
             print(f"no evaluation during training: {error}", flush=True)
-        return None
+        return UnmeasuredImages(dataset)
 
 
 def share_rows(rows: torch.Tensor, batch: int, accelerator: Accelerator) -> torch.Tensor | None:

@@ -10,7 +10,9 @@ from accelerate import Accelerator
 from torch import nn
 
 from pipeline.config import Config
+from pipeline.data.description import Dataset
 from pipeline.errors import UserError
+from pipeline.models.registry import FAMILIES
 from pipeline.train.d_augment import AdaptiveAugment, DiffAugment
 from pipeline.train.losses import AdversarialLoss, adversarial_loss
 from pipeline.train.penalties import R1, GradientPenalty, LeCam
@@ -30,16 +32,14 @@ class Toolbox:
         return self.augment.stats()
 
 
-def build_toolbox(
-    config: Config, generator: nn.Module, index: dict[str, Any], accelerator: Accelerator
-) -> Toolbox:
+def build_toolbox(config: Config, dataset: Dataset, accelerator: Accelerator) -> Toolbox:
     reg, aug, train = config.regularize, config.d_augment, config.train
     box = Toolbox(adversarial_loss(train.loss, train.relativistic), DiffAugment([]))
     if aug.diffaugment or aug.ada_target:
-        if index["kind"] != "image":
+        if not dataset.images:
             raise UserError(
                 "d_augment: DiffAugment and ADA augment images, but this dataset holds "
-                f"{index['kind']}; remove the d_augment section"
+                f"{dataset.kind}; remove the d_augment section"
             )
         if aug.ada_target:
             box.augment = AdaptiveAugment(aug.ada_target, aug.ada_interval, aug.ada_images)
@@ -60,7 +60,7 @@ def build_toolbox(
         box.g_terms.append(Orthogonal(reg.orthogonal))
     if reg.mode_seeking:
         box.g_terms.append(ModeSeeking(reg.mode_seeking, max(2, train.batch_size // 2)))
-    if hasattr(generator, "encode"):  # VAE-GAN: the encoder's terms
+    if FAMILIES[config.model.family].encoder:  # VAE-GAN: the encoder's terms
         box.g_terms.append(VAEReconstruction(train.recon_weight, train.kl_weight))
     box.stateful.to(accelerator.device)
     return box
