@@ -3,7 +3,7 @@
 #   docker build -t gan-pipeline .
 #   docker run --gpus all --ipc=host -v "$PWD/data:/app/data" -v "$PWD/runs:/app/runs" \
 #     gan-pipeline --config_file configs/accelerate/multi-gpu.yaml --num_processes 8 \
-#     -m pipeline.train --config configs/biggan-cifar10.yaml
+#     -m pipeline train --config configs/biggan-cifar10.yaml
 # Other commands: docker run --entrypoint ganpipe gan-pipeline eval --run runs/NAME
 FROM nvidia/cuda:13.0.1-runtime-ubuntu24.04
 
@@ -38,4 +38,4 @@ RUN useradd --create-home --uid 10001 --user-group gan && mkdir -p data runs \
 USER 10001:10001
 
 ENTRYPOINT ["accelerate", "launch"]
-CMD ["--config_file", "configs/accelerate/single-gpu.yaml", "-m", "pipeline.train", "--config", "configs/quickstart.yaml"]
+CMD ["--config_file", "configs/accelerate/single-gpu.yaml", "-m", "pipeline", "train", "--config", "configs/quickstart.yaml"]

@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, default=0, help="sampling seed (mog, stacked-digits)")
     build.add_argument("--workers", type=int, help="image encoding processes (default: all cores)")
 
-    train = sub.add_parser("train", help="train a GAN (also: python -m pipeline.train)")
+    train = sub.add_parser("train", help="train a GAN (also: python -m pipeline train)")
     train.add_argument("--config", type=Path, help="YAML experiment file (configs/)")
     train.add_argument("--run-dir", type=Path, help="default: runs/<name>")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
@@ -170,8 +170,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pipeline import run_dir as runs
     from pipeline.config import load_config
+    from pipeline.runs import directory as runs
     from pipeline.train.loop import train
     from pipeline.train.stop import EXIT_STOPPED
 

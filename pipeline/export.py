@@ -22,7 +22,7 @@ from pipeline.data.description import Dataset
 from pipeline.errors import UserError
 from pipeline.models import build_models
 from pipeline.models.registry import FAMILIES
-from pipeline.run_dir import load_models
+from pipeline.runs.loading import load_models
 
 FORMAT = "gan-pipeline generator 1"
 

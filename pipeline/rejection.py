@@ -23,8 +23,8 @@ from torch import nn
 
 from pipeline.config import RejectionConfig
 from pipeline.data.reader import training_batches
+from pipeline.optimizers import adam
 from pipeline.sampling import latents
-from pipeline.train.optimizers import adam
 
 CALIBRATION = 10_000  # candidates whose ratios set M
 # M is the ratios' 99th percentile, not their maximum (an outlier of a noisy estimate); the

@@ -16,11 +16,12 @@ from torch import nn
 
 from pipeline.errors import UserError
 from pipeline.metrics.evaluate import protocol_for
+from pipeline.metrics.shared import shared_rows
 from pipeline.rejection import fit_critic, rejection_sample
-from pipeline.run_dir import Loaded, load_models, write_json
+from pipeline.runs import checkpoint
+from pipeline.runs.directory import write_json
+from pipeline.runs.loading import Loaded, load_models
 from pipeline.sampling import generate
-from pipeline.train import checkpoint
-from pipeline.train.shared_eval import shared_rows
 
 
 class Drawn(NamedTuple):

@@ -11,7 +11,7 @@ from conftest import ganpipe
 from PIL import Image
 
 from pipeline.bench import classic_dcgan
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 from pipeline.train.budget import CHECK_EVERY, CpuBudget
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipeline.errors import UserError
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 
 
 def publish(run, step, score=None, keep=2):

@@ -12,7 +12,7 @@ from pipeline.config import load_config
 from pipeline.errors import UserError
 from pipeline.metrics.bins import cell_shares, different_bins, kmeans
 from pipeline.metrics.evaluate import normalised_entropy
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 
 
 def grid_points(n, modes, generator):

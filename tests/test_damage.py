@@ -7,7 +7,7 @@ import pytest
 import yaml
 from conftest import SMALL_MLP, ganpipe
 
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 
 
 def ring_config(ring, tmp_path, steps: int, keep: int):

@@ -12,7 +12,7 @@ import yaml
 from conftest import SMALL_MLP, run_group
 from test_distributed import cpu_env, free_port, launch
 
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -22,11 +22,11 @@ def free_port() -> int:
 
 
 def launch(launch_config: str, *flags: str, config: Path, run: Path) -> list[str]:
-    """`accelerate launch` of `pipeline.train` with one of configs/accelerate/."""
+    """`accelerate launch -m pipeline train` with one of configs/accelerate/."""
     accelerate = str(Path(sys.executable).with_name("accelerate"))
     configs = ["--config", str(config), "--run-dir", str(run)]
     return [accelerate, "launch", "--config_file", str(LAUNCH_CONFIGS / launch_config), *flags,
-            "-m", "pipeline.train", *configs]  # fmt: skip
+            "-m", "pipeline", "train", *configs]  # fmt: skip
 
 
 def cpu_env() -> dict[str, str]:

@@ -15,7 +15,7 @@ import yaml
 from conftest import ganpipe, run_group
 from test_distributed import cpu_env, launch
 
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 
 N = 100  # checkpoint at N, end at 2N
 

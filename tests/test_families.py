@@ -5,6 +5,9 @@ import json
 import pytest
 from conftest import ganpipe
 
+from pipeline.runs import checkpoint
+from pipeline.runs.loading import load_models
+
 FAMILIES = {  # tiny on purpose: these runs prove the plumbing, not the quality
     "progan": "{family: progan, z_dim: 8, width: 2, d_width: 2, conditional: true}",
     "biggan": "{family: biggan, z_dim: 8, width: 2, d_width: 2, conditional: true, "
@@ -35,6 +38,10 @@ def test_family_trains_and_resumes(family, digits32, tmp_path):
         stages = [(r["step"], r["level"], round(r["alpha"], 4)) for r in records if "level" in r]
         expected = [(1, 0, 1.0), (2, 0, 1.0), (3, 0, 1.0), (4, 1, 0.2), (5, 1, 0.6), (6, 1, 1.0)]
         assert stages == expected
+        state = checkpoint.load(checkpoint.latest(run) / checkpoint.STATE)
+        assert state["stage"] == [1, 1.0]  # the stage of the last step, saved with the models
+        loaded = load_models(run)
+        assert (loaded.generator.level, loaded.discriminator.alpha) == (1, 1.0)
 
 
 def test_model_info_without_the_data(tmp_path):

@@ -11,10 +11,10 @@ from torch.overrides import TorchFunctionMode
 from pipeline.config import load_config
 from pipeline.data.reader import dataset_for, training_batches
 from pipeline.models import build_models
+from pipeline.optimizers import adam
 from pipeline.train.distributed import prepare
 from pipeline.train.ema import EMA
 from pipeline.train.nonfinite import NonFiniteGuard
-from pipeline.train.optimizers import adam
 from pipeline.train.steps import GAN, discriminator_step, generator_step
 from pipeline.train.toolbox import build_toolbox
 

@@ -13,7 +13,7 @@ from pipeline.config import NonFiniteConfig
 from pipeline.data.shards import write
 from pipeline.data.sources import Source, Split, mixture
 from pipeline.errors import UserError
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 from pipeline.train.nonfinite import NonFiniteGuard
 
 SHARD = 640  # 10 batches of 64

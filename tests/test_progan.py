@@ -4,7 +4,7 @@ import torch
 from pipeline.config import ModelConfig
 from pipeline.data.description import Dataset
 from pipeline.models import build_models, progan
-from pipeline.train.growth import Growth
+from pipeline.models.growth import Growth
 
 
 def models(resolution=32, conditional=False):

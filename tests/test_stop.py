@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import SMALL_MLP, ganpipe
 
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 from pipeline.train.stop import EXIT_STOPPED, STOP_FILE
 
 STEPS = 100_000  # far more than the test lets it run: only a stop ends it early

@@ -6,9 +6,9 @@ from torch import nn
 from pipeline.config import ModelConfig
 from pipeline.data.description import Dataset
 from pipeline.models import build_models
-from pipeline.train import checkpoint
+from pipeline.optimizers import adam
+from pipeline.runs import checkpoint
 from pipeline.train.ema import EMA
-from pipeline.train.optimizers import adam
 
 
 def small_model() -> nn.Module:

@@ -21,8 +21,8 @@ from pipeline.bench.plain_loop import PlainLoop, synchronize
 from pipeline.bench.throughput import CONFIGS, machine, prepared_data, train_quietly
 from pipeline.config import load_config
 from pipeline.data.reader import dataset_for
+from pipeline.optimizers import default_device_type
 from pipeline.train.determinism import use_kernels
-from pipeline.train.optimizers import default_device_type
 from pipeline.train.profiling import ProfiledSteps
 
 

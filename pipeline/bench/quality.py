@@ -25,7 +25,7 @@ from pipeline.bench.digits_data import digits_at, digits_for
 from pipeline.data.description import read_dataset
 from pipeline.metrics.evaluate import protocol_for
 from pipeline.run_samples import evaluate_run
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 
 CONFIGS = {  # entry -> the shipped digits config it trains
     "quickstart": "configs/quickstart.yaml",

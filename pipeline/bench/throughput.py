@@ -41,9 +41,9 @@ from pipeline.data.shards import build
 from pipeline.errors import UserError
 from pipeline.metrics.evaluate import protocol_for
 from pipeline.models import build_models
+from pipeline.optimizers import default_device_type
 from pipeline.sampling import generate
 from pipeline.train.determinism import use_kernels
-from pipeline.train.optimizers import default_device_type
 
 # name: (config, data source, steps per timed window, settings that pin the measured model).
 # random-128: noise images with 1000 classes standing in for ImageNet at 128 px

@@ -1,1 +1,1 @@
-"""Training: losses, EMA, checkpoints and the loop. `python -m pipeline.train` runs it."""
+"""Training: losses, penalties, augmentation, the guards and the loop (`ganpipe train`)."""

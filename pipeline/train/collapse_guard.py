@@ -27,10 +27,10 @@ from pipeline.errors import UserError
 from pipeline.metrics.bins import cell_shares, different_bins, kmeans
 from pipeline.metrics.evaluate import Protocol, normalised_entropy
 from pipeline.metrics.prdc import prdc
+from pipeline.metrics.shared import share_rows
+from pipeline.runs import checkpoint
 from pipeline.sampling import generate, share_of
 from pipeline.tracking import Tracker
-from pipeline.train import checkpoint
-from pipeline.train.shared_eval import share_rows
 from pipeline.train.state import agreed_checkpoint
 from pipeline.train.steps import GAN
 

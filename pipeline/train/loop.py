@@ -16,29 +16,29 @@ from accelerate.utils import set_seed
 from torch import nn
 from tqdm import tqdm
 
-from pipeline import run_dir as runs
 from pipeline.config import Config, with_overrides
 from pipeline.data.reader import dataset_for, training_batches
 from pipeline.errors import UserError
 from pipeline.metrics.evaluate import Protocol
+from pipeline.metrics.shared import evaluate_shared, training_protocol
 from pipeline.models import build_models
+from pipeline.models.growth import growth_for
 from pipeline.models.registry import FAMILIES
+from pipeline.optimizers import adam, default_device_type
+from pipeline.runs import checkpoint
+from pipeline.runs import directory as runs
 from pipeline.tracking import Tracker
-from pipeline.train import checkpoint
 from pipeline.train.budget import CpuBudget
 from pipeline.train.collapse_guard import interventions_applied, start_guard
 from pipeline.train.determinism import use_kernels
 from pipeline.train.distributed import prepare, uses_deepspeed
 from pipeline.train.ema import EMA
-from pipeline.train.growth import growth_for
 from pipeline.train.monitoring import peak_memory_gb, sigma_stats
 from pipeline.train.nonfinite import NonFiniteGuard
-from pipeline.train.optimizers import adam, default_device_type
 from pipeline.train.profiling import StepProfiler
 from pipeline.train.progress import Progress
 from pipeline.train.rollback import intervene, restore_finite
 from pipeline.train.schedule import lr_factor, set_learning_rates
-from pipeline.train.shared_eval import evaluate_shared, training_protocol
 from pipeline.train.state import restore, save
 from pipeline.train.steps import GAN, discriminator_step, generator_step
 from pipeline.train.stop import StopRequest
@@ -216,6 +216,8 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         stopping = not last and stop.agreed(step)
         if step % cfg.checkpoint_every == 0 or last or stopping or budget_passed:
             counters = {**progress.counters(), "run_id": info["run_id"], **budget.state()}
+            if growth:  # saved with the models, so that loading them needs no schedule
+                counters["stage"] = [level, alpha]
             score = protocol.key_figure(metrics) if metrics else None
             health = collapse.health(progress.interventions) if collapse else None
             saved = save(gan, ema, run_dir, counters, keep=cfg.keep_checkpoints, score=score,

@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline.config import Config, with_overrides
 from pipeline.data.description import Dataset
 from pipeline.errors import UserError
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 from pipeline.train.collapse_guard import CollapseGuard
 from pipeline.train.ema import EMA
 from pipeline.train.nonfinite import NonFiniteGuard

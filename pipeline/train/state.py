@@ -1,5 +1,5 @@
 """A training run's state in a checkpoint: written by every rank, published by the main process,
-read back on resume. What a checkpoint holds is listed in pipeline/train/checkpoint.py."""
+read back on resume. What a checkpoint holds is listed in pipeline/runs/checkpoint.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
 from pipeline.errors import UserError
-from pipeline.train import checkpoint
+from pipeline.runs import checkpoint
 from pipeline.train.distributed import everyone
 from pipeline.train.ema import EMA
 from pipeline.train.steps import GAN

@@ -7,29 +7,16 @@ import json
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
-from torch import nn
 
 from pipeline.config import Config, load_config, save_config
-from pipeline.data.description import Dataset
-from pipeline.data.reader import dataset_for
 from pipeline.errors import UserError
-from pipeline.models import build_models
-from pipeline.train import checkpoint
-from pipeline.train.growth import growth_for
+from pipeline.runs import checkpoint
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
-
-
-class Loaded(NamedTuple):
-    generator: nn.Module
-    discriminator: nn.Module
-    config: Config
-    dataset: Dataset
-    step: int
 
 
 def start(run_dir: Path, config: Config, resume: bool) -> None:
@@ -59,24 +46,6 @@ def saved_config(run_dir: Path) -> Config:
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run directory ({CONFIG} missing)")
     return load_config(path)
-
-
-def load_models(run_dir: Path, which: str | None = None) -> Loaded:
-    """The EMA generator and the discriminator of a checkpoint (`which`, see
-    `checkpoint.chosen`; default the latest), in eval mode."""
-    config = saved_config(run_dir)
-    path = checkpoint.chosen(run_dir, which)
-    if path is None:
-        raise UserError(f"{run_dir} has no checkpoint yet: train first (ganpipe train ...)")
-    dataset = dataset_for(config.data)
-    generator, discriminator = build_models(config.model, dataset)
-    state = checkpoint.load(path / checkpoint.STATE)
-    generator.load_state_dict(state["G_ema"])
-    discriminator.load_state_dict(state["D"])
-    growth = growth_for(config.model, generator, config.train.phase_images)
-    if growth:
-        growth.apply(state["images_seen"], generator, discriminator)
-    return Loaded(generator.eval(), discriminator.eval(), config, dataset, state["step"])
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:
