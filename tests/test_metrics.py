@@ -204,3 +204,33 @@ def test_missing_inception_weights_name_the_file_and_where_it_goes(tmp_path, mon
     assert "--inception-weights PATH" in message and str(tmp_path / "torch") in message
     with pytest.raises(UserError, match="--inception-weights /nowhere/w.pth: no such file"):
         InceptionFeatures("/nowhere/w.pth")
+
+
+def test_each_kind_of_data_gets_its_own_protocol_headline_and_picture(ring, digits16):
+    from pipeline.data.description import read_dataset
+    from pipeline.data.reader import load_split
+    from pipeline.metrics.evaluate import PointsProtocol
+
+    class Drawn(torch.nn.Module):  # a "generator" that returns the data it was given
+        def __init__(self, samples):
+            super().__init__()
+            self.samples, self.z_dim, self.n_classes = samples, 2, 0
+
+        def forward(self, z, y=None):
+            return self.samples[: len(z)]
+
+    points = protocol_for(read_dataset(ring))
+    assert isinstance(points, PointsProtocol) and points.classes == 8 and points.measures
+    real, _ = load_split(ring, "test")
+    measured = points.measure(real)
+    assert points.headline(measured).startswith("modes 8/8, high-quality")
+    assert points.key_figure(measured) == measured["reverse_kl"]
+    assert points.picture(Drawn(real.repeat(5, 1)), 0, 100, "cpu").size == (512, 512)
+    digits = protocol_for(read_dataset(digits16))
+    images, labels = load_split(digits16, "test")
+    measured = digits.measure(images, labels)
+    assert digits.headline(measured).endswith("digits 10/10")
+    assert digits.key_figure(measured) == measured["fid"]
+    rows, classes = digits.monitor_rows(images)
+    assert rows.shape == (360, 64) and (classes == labels).float().mean() > 0.95
+    assert digits.picture(Drawn(images), 0, 100, "cpu").mode == "L"
