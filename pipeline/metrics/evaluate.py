@@ -64,7 +64,8 @@ class Protocol:
         raise NotImplementedError
 
     def picture(self, generator: nn.Module, seed: int, grid_size: int, device) -> Image.Image:
-        raise NotImplementedError
+        """`grid_size` samples in a grid (2D points override this)."""
+        return grid_of(generator, seed, grid_size, device)
 
     def measure(
         self, samples: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0
@@ -145,9 +146,6 @@ class StackedDigitsProtocol(Protocol):
     def key_figure(self, metrics: dict[str, Any]) -> float:
         return metrics["reverse_kl"]
 
-    def picture(self, generator, seed, grid_size, device) -> Image.Image:
-        return grid_of(generator, seed, grid_size, device)
-
 
 class ImageProtocol(Protocol):
     """Images: FID and KID against the held-out split (the training split when there is
@@ -221,9 +219,6 @@ class ImageProtocol(Protocol):
     def key_figure(self, metrics: dict[str, Any]) -> float:
         return metrics["fid"]
 
-    def picture(self, generator, seed, grid_size, device) -> Image.Image:
-        return grid_of(generator, seed, grid_size, device)
-
 
 class DigitsProtocol(ImageProtocol):
     """Digit images (the digit classifier's features): also the digits the samples read as,
@@ -249,9 +244,6 @@ class UnmeasuredImages(Protocol):
     """Images with no feature extractor on this machine: drawn, not measured."""
 
     measures = False
-
-    def picture(self, generator, seed, grid_size, device) -> Image.Image:
-        return grid_of(generator, seed, grid_size, device)
 
 
 def grid_of(generator: nn.Module, seed: int, grid_size: int, device) -> Image.Image:
