@@ -2,7 +2,7 @@
 the best by the headline metric).
 
 `step-NNNNNNNN/state.pt` holds the models, EMA, optimizers and counters (written by the main
-process); `rank<r>.pt` holds each rank's random generators and data-stream position;
+process); `rank<r>.pt` holds each rank's random generators, data-stream position and buffers;
 `manifest.json` every file's size and checksum, so a damaged checkpoint is noticed and the one
 before it used. Everything is plain tensors and containers, so it loads with
 `torch.load(weights_only=True)`: a checkpoint cannot run code.

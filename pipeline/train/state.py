@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
+from torch import nn
 
 from pipeline.errors import UserError
 from pipeline.runs import checkpoint
@@ -29,7 +31,8 @@ def save(gan: GAN, ema: EMA, run_dir: Path, counters: dict[str, Any], *, keep: i
     acc, step = gan.g_accelerator, counters["step"]
     try:
         stage = checkpoint.staging(run_dir, step)
-        mine = {"rng": checkpoint.rng_state(), "data": gan.batches.state_dict()}
+        mine = {"rng": checkpoint.rng_state(), "data": gan.batches.state_dict(),
+                "buffers": rank_buffers(gan, ema)}  # fmt: skip
         checkpoint.write(stage / checkpoint.rank_file(acc.process_index), mine)
         if gan.deepspeed:  # ZeRO splits the optimizer states across ranks: each saves its part
             for name, engine in (("G", gan.G), ("D", gan.D)):
@@ -96,9 +99,24 @@ def restore(
         gan.opt_d.load_state_dict(state["opt_d"])
     ema.load_state_dict(state["G_ema"])
     gan.toolbox.stateful.load_state_dict(state.get("toolbox", {}))
-    mine = latest / checkpoint.rank_file(rank)  # absent on more processes than the run had
+    path = latest / checkpoint.rank_file(rank)  # absent on more processes than the run had
+    mine = checkpoint.load(path) if path.is_file() else {}
+    for name, module in buffer_owners(gan, ema).items():
+        for key, value in mine.get("buffers", {}).get(name, {}).items():
+            module.get_buffer(key).copy_(value)
     counters = {k: v for k, v in state.items() if isinstance(v, (int, float, str))}
-    return counters, checkpoint.load(mine) if mine.is_file() else {}
+    return counters, mine
+
+
+def buffer_owners(gan: GAN, ema: EMA) -> dict[str, nn.Module]:
+    return {"G": gan.g_bare, "D": gan.d_bare, "G_ema": ema.model}
+
+
+def rank_buffers(gan: GAN, ema: EMA) -> dict[str, dict[str, torch.Tensor]]:
+    """This rank's buffers. Batch-norm statistics that a rank updates from its own batches
+    outside DDP's broadcast drift apart across ranks; state.pt holds the main process's only,
+    so without these a resumed rank would go on from another rank's statistics."""
+    return {name: dict(module.named_buffers()) for name, module in buffer_owners(gan, ema).items()}
 
 
 def newest_intact(acc: Accelerator, run_dir: Path, which: str | None = None) -> Path:
