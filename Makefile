@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_CPU := torch==2.13.0
 RUNS := runs
 
-.PHONY: venv demo test lint cluster-deps browser-deps clean
+.PHONY: venv demo test test-fast lint cluster-deps browser-deps clean
 
 venv: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ demo: venv
 
 test: venv
 	WANDB_MODE=offline $(BIN)/python -m pytest -q
+
+# The tests that start no training process: about a minute and a half.
+test-fast: venv
+	WANDB_MODE=offline $(BIN)/python -m pytest -q -m "not slow"
 
 # Debian's Slurm and munge for the cluster tests (tests/slurm_cluster.py); needs root.
 cluster-deps:

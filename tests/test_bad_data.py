@@ -165,6 +165,7 @@ def test_an_empty_dataset_is_one_clear_error(raw_digits, tmp_path):
         training_batches(data, 8, seed=0)
 
 
+@pytest.mark.slow
 def test_training_goes_on_over_bad_samples_and_logs_how_many(png_digits, tmp_path):
     data = copy_of(png_digits, tmp_path)
     rewrite(data / "train-00000.tar", spoil_png_records)
@@ -186,6 +187,7 @@ def test_training_goes_on_over_bad_samples_and_logs_how_many(png_digits, tmp_pat
     assert skipped[-1] >= 5 and logs[-1]["step"] == 40
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

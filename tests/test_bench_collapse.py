@@ -34,6 +34,7 @@ def test_recipes_expand_into_vanilla_best_and_one_ablation_per_component():
     assert all("=" in f for f in flags) and any(f.startswith("regularize.r1=") for f in flags)
 
 
+@pytest.mark.slow
 def test_bench_collapse_writes_samples_results_and_the_table(tmp_path):
     out = tmp_path / "bench"
     args = ["bench", "collapse", "--suite", "ring", "--seeds", "2", "--jobs", "2"]

@@ -1,6 +1,9 @@
 import json
 
+import pytest
 from conftest import ganpipe
+
+pytestmark = pytest.mark.slow  # starts training processes
 
 
 def test_bench_families_prints_and_writes_the_table(tmp_path):

@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
 from conftest import ganpipe
+
+pytestmark = pytest.mark.slow  # starts training processes
 
 
 def test_throughput_bench_measures_the_pipeline_beside_the_plain_loop(tmp_path):

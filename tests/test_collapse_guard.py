@@ -92,6 +92,7 @@ def guarded_config(path, data, steps, **guard):
     return path
 
 
+@pytest.mark.slow
 def test_a_collapse_rolls_back_to_the_last_healthy_checkpoint_and_intervenes(ring, tmp_path):
     """40 healthy steps (the threshold cannot fail); resumed with one that always fails: two
     failed checks roll back to step 40 and turn R1 on; two more find nothing left to try."""
@@ -120,6 +121,7 @@ def test_a_collapse_rolls_back_to_the_last_healthy_checkpoint_and_intervenes(rin
     assert "collapse guard: in force since before the resume: regularize.r1=0.5" in done.stdout
 
 
+@pytest.mark.slow
 def test_after_an_ada_intervention_the_new_toolbox_is_logged_and_saved(digits16, tmp_path):
     """The guard's check always fails (D's accuracy above 0) and turns ADA on at step 2: from
     step 3 on, ADA's probability is logged and the rank file records ADA's state."""

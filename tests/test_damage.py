@@ -9,6 +9,8 @@ from conftest import SMALL_MLP, ganpipe
 
 from pipeline.runs import checkpoint
 
+pytestmark = pytest.mark.slow  # starts training processes
+
 
 def ring_config(ring, tmp_path, steps: int, keep: int):
     config = tmp_path / "ring.yaml"

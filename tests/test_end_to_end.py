@@ -12,6 +12,8 @@ import pytest
 import yaml
 from conftest import SMALL_MLP, ganpipe
 
+pytestmark = pytest.mark.slow  # starts training processes
+
 TINY = {
     "name": "tiny",
     "model": {"family": "dcgan", "z_dim": 16, "width": 8, "d_width": 8, "conditional": True},

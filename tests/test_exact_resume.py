@@ -18,6 +18,8 @@ from test_distributed import cpu_env, launch
 
 from pipeline.runs import checkpoint
 
+pytestmark = pytest.mark.slow  # starts training processes
+
 N = 30  # checkpoint at N, end at 2N: enough steps for every lazy interval to recur
 
 
@@ -169,7 +171,6 @@ def test_a_killed_run_resumes_bit_for_bit(family, request, tmp_path):
     assert_bitwise_equal(whole, killed, ranks=1)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_killed_two_process_run_resumes_bit_for_bit(family, request, tmp_path):
     config = config_for(family, request, tmp_path)

@@ -8,6 +8,8 @@ from conftest import ganpipe
 from pipeline.runs import checkpoint
 from pipeline.runs.loading import load_models
 
+pytestmark = pytest.mark.slow  # starts training processes
+
 FAMILIES = {  # tiny on purpose: these runs prove the plumbing, not the quality
     "progan": "{family: progan, z_dim: 8, width: 2, d_width: 2, conditional: true}",
     "biggan": "{family: biggan, z_dim: 8, width: 2, d_width: 2, conditional: true, "

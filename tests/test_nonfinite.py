@@ -63,6 +63,7 @@ def all_finite(run) -> bool:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["no", "bf16"])
 def test_updates_on_nan_batches_are_skipped_and_counted(ring_with_a_nan_shard, tmp_path, precision):
     run = tmp_path / "run"
@@ -76,6 +77,7 @@ def test_updates_on_nan_batches_are_skipped_and_counted(ring_with_a_nan_shard, t
     assert all_finite(run)
 
 
+@pytest.mark.slow
 def test_a_diverged_run_goes_back_to_its_checkpoint_with_lower_learning_rates(ring, tmp_path):
     run = tmp_path / "run"
     config = config_file(ring, tmp_path)
@@ -94,6 +96,7 @@ def test_a_diverged_run_goes_back_to_its_checkpoint_with_lower_learning_rates(ri
     assert saved["lr_scale"] == pytest.approx(1e-33)  # a resumed run keeps the lower rates
 
 
+@pytest.mark.slow
 def test_a_run_that_keeps_diverging_stops_with_one_clear_error(ring, tmp_path):
     run = tmp_path / "run"
     config = config_file(ring, tmp_path, restore_after=3, max_restores=1)

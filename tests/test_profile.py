@@ -56,6 +56,7 @@ def profiled_run(ring, run, *flags):
                    "train.log_every=2", "tracking.wandb=false", *flags)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_run_profiles_the_steps_it_is_told(ring, tmp_path):
     done = profiled_run(ring, tmp_path / "run", "train.steps=8", "profile.start=2",
                         "profile.steps=4")  # fmt: skip
@@ -68,17 +69,20 @@ def test_a_run_profiles_the_steps_it_is_told(ring, tmp_path):
     assert "aten::_fused_adam_" in names
 
 
+@pytest.mark.slow
 def test_a_run_that_ends_inside_its_window_keeps_the_steps_profiled(ring, tmp_path):
     profiled_run(ring, tmp_path / "run", "train.steps=5", "profile.start=2", "profile.steps=10")
     summary = json.loads((tmp_path / "run" / "profile" / "summary-rank0.json").read_text())
     assert (summary["from_step"], summary["to_step"], summary["steps"]) == (2, 5, 3)
 
 
+@pytest.mark.slow
 def test_no_profile_unless_asked(ring, tmp_path):
     profiled_run(ring, tmp_path / "run", "train.steps=3")
     assert not (tmp_path / "run" / "profile").exists()
 
 
+@pytest.mark.slow
 def test_profile_bench_sets_the_pipeline_beside_the_plain_loop(tmp_path):
     out = tmp_path / "prof"
     args = ("bench", "profile", "--configs", "mlp-ring", "--steps", "5", "--warmup", "2")
@@ -91,6 +95,7 @@ def test_profile_bench_sets_the_pipeline_beside_the_plain_loop(tmp_path):
     assert "| wall |" in done.stdout and "| conv / matmul |" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_run_ending_where_its_window_opens_writes_no_profile(ring, tmp_path):
     profiled_run(ring, tmp_path / "run", "train.steps=3", "profile.start=3", "profile.steps=2")
     assert not (tmp_path / "run" / "profile").exists()

@@ -101,6 +101,7 @@ def test_packed_discriminators_cannot_reject(tmp_path):
         load_config(None, ["model.pack=2", "train.batch_size=64", "rejection.temperature=1"])
 
 
+@pytest.mark.slow
 def test_eval_and_sample_reject_with_a_critic_fitted_once_per_checkpoint(ring, tmp_path):
     config = tmp_path / "ring.yaml"
     config.write_text(

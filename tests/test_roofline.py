@@ -11,6 +11,8 @@ from pipeline.bench.throughput import prepared_data
 from pipeline.config import load_config
 from pipeline.data.reader import dataset_for
 
+pytestmark = pytest.mark.slow  # starts training processes
+
 
 def roofline(tmp_path, *args):
     out = tmp_path / "roof"

@@ -35,6 +35,7 @@ def test_efficiency_by_hand():
     assert comm16 == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_the_command_prints_both_tables():
     out = ganpipe("bench", "scaling", "configs/ring.yaml", "--gpus", "1,8,16").stdout
     assert out.count("| ring |") == 4, out  # one cost row, three GPU counts

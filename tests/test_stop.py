@@ -14,6 +14,8 @@ from conftest import SMALL_MLP, ganpipe
 from pipeline.runs import checkpoint
 from pipeline.train.stop import EXIT_STOPPED, STOP_FILE
 
+pytestmark = pytest.mark.slow  # starts training processes
+
 STEPS = 100_000  # far more than the test lets it run: only a stop ends it early
 
 

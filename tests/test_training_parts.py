@@ -87,6 +87,7 @@ def test_channels_last_models_compute_what_contiguous_ones_do():
     torch.testing.assert_close(D(nhwc, y), logits, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])  # CUDA graphs: GPU only
 def test_a_compiled_run_trains_and_checkpoints_the_plain_modules(ring, tmp_path, mode):
     run = tmp_path / "run"
