@@ -20,8 +20,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: venv
 	$(BIN)/python -m pipeline.demo --runs $(RUNS)
 
+# Two workers, a test file each at a time (module fixtures are built once); one thread per
+# training process, so the two workers' runs do not fight over the 2 cores.
+TEST_WORKERS ?= 2
 test: venv
-	WANDB_MODE=offline $(BIN)/python -m pytest -q
+	WANDB_MODE=offline OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The tests that start no training process: about a minute and a half.
 test-fast: venv

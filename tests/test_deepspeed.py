@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 from conftest import SMALL_MLP, run_group
-from test_distributed import cpu_env, free_port, launch
+from test_distributed import cpu_env, launch
 
 from pipeline.runs import checkpoint
 
@@ -40,8 +40,7 @@ def train_then_resume(launch_config: str, env: dict, config: Path, run: Path) ->
     """2 steps, then 2 more resumed from the checkpoint: the saved state after each."""
     states = []
     for extra in ([], ["--resume", "train.steps=4"]):
-        port = ("--main_process_port", str(free_port()), "--num_processes", "2")
-        command = launch(launch_config, *port, config=config, run=run) + extra
+        command = launch(launch_config, "--num_processes", "2", config=config, run=run) + extra
         done = run_group(command, timeout=300, env=env)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         states.append(checkpoint.load(checkpoint.latest(run) / checkpoint.STATE))

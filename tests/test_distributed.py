@@ -22,8 +22,12 @@ def free_port() -> int:
 
 
 def launch(launch_config: str, *flags: str, config: Path, run: Path) -> list[str]:
-    """`accelerate launch -m pipeline train` with one of configs/accelerate/."""
+    """`accelerate launch -m pipeline train` with one of configs/accelerate/, on a free port
+    unless `flags` name one: the launch configs' fixed port would collide between two test
+    workers."""
     accelerate = str(Path(sys.executable).with_name("accelerate"))
+    if "--main_process_port" not in flags:
+        flags = ("--main_process_port", str(free_port()), *flags)
     configs = ["--config", str(config), "--run-dir", str(run)]
     return [accelerate, "launch", "--config_file", str(LAUNCH_CONFIGS / launch_config), *flags,
             "-m", "pipeline", "train", *configs]  # fmt: skip
@@ -61,8 +65,7 @@ def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):
         )
     )
     run = tmp_path / "run"
-    port = ("--main_process_port", str(free_port()))
-    done = run_group(launch("cpu-2proc.yaml", *port, config=config, run=run), 300, env=cpu_env())
+    done = run_group(launch("cpu-2proc.yaml", config=config, run=run), 300, env=cpu_env())
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     ranks = [json.loads((run / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
