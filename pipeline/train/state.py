@@ -74,9 +74,10 @@ def training_state(gan: GAN, ema: EMA, counters: dict[str, Any]) -> dict[str, An
 def restore(
     gan: GAN, ema: EMA, run_dir: Path, rank: int, which: str | None = None
 ) -> tuple[dict, dict]:
-    """Models, optimizers and toolbox from the newest intact checkpoint (or the one `which`
-    names, see `checkpoint.chosen`); returns its counters (step, images seen, ...) and this
-    rank's random generators and data position, which the caller restores or not."""
+    """Models (with this rank's own buffers), optimizers and toolbox from the newest intact
+    checkpoint (or the one `which` names, see `checkpoint.chosen`); returns its counters (step,
+    images seen, ...) and this rank's random generators and data position, which the caller
+    restores or not."""
     latest = newest_intact(gan.g_accelerator, run_dir, which)
     state = checkpoint.load(latest / checkpoint.STATE)
     if gan.deepspeed:  # weights and this rank's optimizer partition, by DeepSpeed
