@@ -40,6 +40,28 @@ def test_ema_averages_float_buffers_and_copies_counters():
     assert not any(p.requires_grad for p in ema.model.parameters())
 
 
+def test_ema_copies_spectral_norms_vectors_so_its_weights_keep_their_scale():
+    """Averaged, the power iteration's unit vectors shrink, the norm estimated from them
+    falls and every normalised weight of the average grows: BigGAN's EMA drew noise."""
+    from pipeline.models.layers import Layers
+
+    live = Layers(True).linear(8, 8)
+    ema = EMA(live, decay=0.5)
+    ema.decay_at = lambda step: 0.5
+    for step in range(5):
+        with torch.no_grad():
+            live.parametrizations.weight.original.copy_(torch.randn(8, 8))
+        live.train()(torch.randn(2, 8))  # a power iteration towards the new weight
+        ema.update(live, step)
+    vectors = [n for n, _ in live.named_buffers()]
+    assert vectors == ["parametrizations.weight.0._u", "parametrizations.weight.0._v"]
+    for name in vectors:
+        assert torch.equal(ema.model.get_buffer(name), live.get_buffer(name))
+    ema.model.eval()  # normalises with the stored vectors, as sampling does
+    sigma = torch.linalg.matrix_norm(ema.model.weight, ord=2)
+    assert 0.5 < sigma < 2  # the average of the live model's last 5 weights, normalised
+
+
 def test_learning_rate_schedule_is_flat_then_falls_linearly_to_one_percent():
     from pipeline.train.schedule import lr_factor
 

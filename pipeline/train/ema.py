@@ -6,11 +6,14 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 
 class EMA:
     """Averages parameters and floating-point buffers (batch-norm running statistics, so they
-    match the averaged weights); integer buffers are copied. Before `start` steps the average
+    match the averaged weights); integer buffers and spectral norm's singular vectors are
+    copied: an average of unit vectors is shorter than one, and the norm it estimates from
+    them would scale every normalised weight up. Before `start` steps the average
     just tracks the live weights; after it, the decay ramps up as (1 + k) / (10 + k) towards
     `decay`, so the average never drags in weights from long before the current ones."""
 
@@ -38,9 +41,11 @@ class EMA:
         mine = [*self.model.parameters(), *self.model.buffers()]
         live = [*model.parameters(), *model.buffers()]
         pairs = list(zip(mine, live, strict=True))
-        self._averages = [a for a, _ in pairs if a.is_floating_point()]
-        self._currents = [c for a, c in pairs if a.is_floating_point()]
-        self._copied = [(a, c) for a, c in pairs if not a.is_floating_point()]
+        vectors = singular_vectors(self.model)
+        averaged = [a.is_floating_point() and id(a) not in vectors for a, _ in pairs]
+        self._averages = [a for (a, _), avg in zip(pairs, averaged, strict=True) if avg]
+        self._currents = [c for (_, c), avg in zip(pairs, averaged, strict=True) if avg]
+        self._copied = [pair for pair, avg in zip(pairs, averaged, strict=True) if not avg]
         self._source = model
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -48,3 +53,8 @@ class EMA:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
+
+
+def singular_vectors(model: nn.Module) -> set[int]:
+    """The ids of spectral norm's power-iteration vectors in `model`."""
+    return {id(b) for m in model.modules() if isinstance(m, _SpectralNorm) for b in m.buffers()}
