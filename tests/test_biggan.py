@@ -22,7 +22,7 @@ def tiny(resolution, conditional, **kw):
 
 
 @pytest.mark.parametrize(
-    ("resolution", "z_dim"), [(32, 24), (64, 25), (128, 24), (256, 28)]
+    ("resolution", "z_dim"), [(16, 24), (32, 24), (64, 25), (128, 24), (256, 28)]
 )  # z splits into blocks + 1 chunks
 @pytest.mark.parametrize("conditional", [False, True])
 def test_shapes_at_every_resolution(resolution, z_dim, conditional):
@@ -38,8 +38,8 @@ def test_shapes_at_every_resolution(resolution, z_dim, conditional):
 def test_unsupported_resolution_and_uneven_latent_are_user_errors():
     from pipeline.errors import UserError
 
-    with pytest.raises(UserError, match="biggan supports resolutions 32, 64, 128, 256, got 16"):
-        tiny(16, False)
+    with pytest.raises(UserError, match="biggan supports resolutions 16, 32, 64, 128, 256, got 8"):
+        tiny(8, False)
     with pytest.raises(UserError, match="z_dim 25 must split evenly into 4 chunks"):
         tiny(32, False, z_dim=25)
 

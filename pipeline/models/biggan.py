@@ -16,6 +16,7 @@ from pipeline.models.layers import PLAIN_HEAD, HeadOptions, Layers, ProjectionHe
 
 # Per resolution: channel multipliers of each block's input, and of the last block's output.
 G_PLANS = {
+    16: ([4, 4], 4),  # the 32 px plan less one block: small images such as the digits
     32: ([4, 4, 4], 4),
     64: ([16, 16, 8, 4], 2),
     128: ([16, 16, 8, 4, 2], 1),
@@ -23,12 +24,13 @@ G_PLANS = {
 }
 # D: output multipliers of each block; all but the last `D_KEEP[res]` blocks halve the size.
 D_PLANS = {
+    16: [4, 4, 4, 4],
     32: [4, 4, 4, 4],
     64: [1, 2, 4, 8, 16],
     128: [1, 2, 4, 8, 16, 16],
     256: [1, 2, 4, 8, 8, 16, 16],
 }
-D_KEEP = {32: 2, 64: 1, 128: 1, 256: 1}
+D_KEEP = {16: 3, 32: 2, 64: 1, 128: 1, 256: 1}
 RESOLUTIONS = tuple(G_PLANS)
 
 
