@@ -79,7 +79,8 @@ def test_conditional_needs_labels(tmp_path):
     import numpy as np
 
     np.savez(tmp_path / "d.npz", images=np.zeros((4, 32, 32), np.uint8))
-    ganpipe("data", "build", "npz", tmp_path / "d.npz", "--out", tmp_path / "data", "--channels", 1)
+    ganpipe("data", "build", "npz", tmp_path / "d.npz", "--out", tmp_path / "data", "--channels", 1,
+            "--resolution", 16)  # the digits BigGAN's size
     done = ganpipe(
         "model-info",
         "--config",

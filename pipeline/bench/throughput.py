@@ -49,10 +49,13 @@ from pipeline.train.determinism import use_kernels
 # random-128: noise images with 1000 classes standing in for ImageNet at 128 px
 # (benchmarks/gpu_check.sh; too big for a CPU). dcgan-32 is the quickstart's DCGAN at 32 px,
 # the size its speed figures were measured at, whatever resolution the quickstart trains at.
+# The digits BigGAN as its speed figures were measured: 32 px, no LeCam or DiffAugment, which
+# the plain loop does not run.
+BIGGAN_32 = ["data.shape=[1,32,32]", "regularize.lecam=0", "d_augment.diffaugment=[]"]
 CONFIGS = {
     "mlp-ring": ("configs/ring.yaml", "mog-ring", 400, []),
     "dcgan-32": ("configs/quickstart.yaml", "digits", 30, ["data.shape=[1,32,32]"]),
-    "biggan-32": ("configs/biggan-digits.yaml", "digits", 10, []),
+    "biggan-32": ("configs/biggan-digits.yaml", "digits", 10, BIGGAN_32),
     "biggan-128": ("configs/biggan-imagenet128.yaml", "random-128", 10, []),
 }
 
