@@ -177,8 +177,8 @@ class CollapseGuardConfig:
     A check fails when any watched signal crosses its threshold (0 for a minimum, 1 for a
     maximum: not watched). After `patience` failed checks in a row the run alerts, rolls back
     to the newest checkpoint saved while healthy and applies the next of `interventions`
-    (config overrides such as regularize.r1=1.0, train.lr_d=1e-4, d_augment.ada_target=0.6);
-    once they are used up it only alerts."""
+    (config overrides such as regularize.r1=1.0, train.lr_d=1e-4, d_augment.ada_target=0.6,
+    or several at once joined by `;`); once they are used up it only alerts."""
 
     every: int = bounded(0, 0)  # steps between checks; 0 = off
     start: int = bounded(0, 0)  # no checks before this step (a young generator is collapsed)
@@ -193,10 +193,17 @@ class CollapseGuardConfig:
     interventions: list[str] = field(default_factory=list)
 
 
-# What an intervention may change: the toolbox and the optimizers, not the models' shapes or
-# the data stream.
+# What an intervention may change: the toolbox, the optimizers and the average of G, not the
+# models' shapes or the data stream.
 INTERVENTION_KEYS = ("regularize.", "d_augment.", "train.lr_g", "train.lr_d", "train.n_dis",
-                     "train.loss", "train.relativistic")  # fmt: skip
+                     "train.loss", "train.relativistic", "train.lr_decay_from",
+                     "train.ema_decay")  # fmt: skip
+
+
+def intervention_overrides(items: list[str]) -> list[str]:
+    """The `key=value` overrides of interventions, each one override or several joined by
+    `;` (a recipe applied at once: `regularize.lecam=0.3; train.ema_decay=0.999`)."""
+    return [part.strip() for item in items for part in item.split(";") if part.strip()]
 
 
 @dataclass
@@ -268,19 +275,20 @@ def with_overrides(config: Config, overrides: list[str]) -> Config:
 
 def _check_interventions(config: Config) -> None:
     """Every intervention is checked now, applied in order, not when a collapse comes."""
-    items = config.collapse_guard.interventions
-    for item in items:
+    overrides = intervention_overrides(config.collapse_guard.interventions)
+    for item in overrides:
         key = item.partition("=")[0]
         if not key.startswith(INTERVENTION_KEYS) or "=" not in item:
             raise UserError(
                 f"collapse_guard.interventions: {item!r} must be key=value with a key under "
-                f"{', '.join(INTERVENTION_KEYS)} (the models and data cannot change mid-run)"
+                f"{', '.join(INTERVENTION_KEYS)} (the models and data cannot change mid-run); "
+                "join several with ';'"
             )
-    if items:
+    if overrides:
         raw = config.to_dict()
         raw["collapse_guard"]["interventions"] = []
         try:
-            with_overrides(build(Config, raw, ""), items)
+            with_overrides(build(Config, raw, ""), overrides)
         except UserError as err:
             raise UserError(f"collapse_guard.interventions: {err}") from None
 

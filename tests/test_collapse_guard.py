@@ -8,7 +8,7 @@ import torch
 import yaml
 from conftest import SMALL_MLP, ganpipe
 
-from pipeline.config import load_config
+from pipeline.config import intervention_overrides, load_config
 from pipeline.errors import UserError
 from pipeline.metrics.bins import cell_shares, different_bins, kmeans
 from pipeline.metrics.evaluate import normalised_entropy
@@ -47,6 +47,18 @@ def test_interventions_are_checked_when_the_config_is_read():
         load_config(None, ["collapse_guard.interventions=[model.pack=2]"])
     with pytest.raises(UserError, match=r"collapse_guard.interventions: regularize.r1: -1.0"):
         load_config(None, ["collapse_guard.interventions=[regularize.r1=-1]"])
+
+
+def test_an_intervention_may_apply_several_overrides_each_checked():
+    joined = '["regularize.lecam=0.3; train.ema_decay=0.999", "train.lr_d=1e-4"]'
+    items = load_config(None, [f"collapse_guard.interventions={joined}"]).collapse_guard
+    assert intervention_overrides(items.interventions) == [
+        "regularize.lecam=0.3", "train.ema_decay=0.999", "train.lr_d=1e-4"
+    ]  # fmt: skip
+    with pytest.raises(UserError, match=r"'model.width=8' must be key=value .* join several"):
+        load_config(None, ['collapse_guard.interventions=["regularize.r1=1; model.width=8"]'])
+    with pytest.raises(UserError, match=r"collapse_guard.interventions: train.ema_decay: 2.0"):
+        load_config(None, ['collapse_guard.interventions=["regularize.r1=1; train.ema_decay=2"]'])
 
 
 def test_the_newest_healthy_checkpoint_is_kept_and_chosen(tmp_path):
@@ -123,16 +135,18 @@ def test_a_collapse_rolls_back_to_the_last_healthy_checkpoint_and_intervenes(rin
 
 @pytest.mark.slow
 def test_after_an_ada_intervention_the_new_toolbox_is_logged_and_saved(digits16, tmp_path):
-    """The guard's check always fails (D's accuracy above 0) and turns ADA on at step 2: from
-    step 3 on, ADA's probability is logged and the rank file records ADA's state."""
+    """The guard's check always fails (D's accuracy above 0) and turns ADA on at step 2, with
+    an EMA of G: from step 3 on, ADA's probability is logged, the rank file records ADA's
+    state, and the EMA (a copy of G before) averages."""
+    recipe = "d_augment.ada_target=0.6; train.ema_decay=0.5"
     settings = {
         "data": {"dir": str(digits16)},
         "model": {"family": "dcgan", "z_dim": 8, "width": 4, "d_width": 4},
         "train": {"steps": 8, "batch_size": 16, "checkpoint_every": 4, "eval_every": 1000,
-                  "sample_every": 1000, "log_every": 1},
+                  "sample_every": 1000, "log_every": 1, "ema_decay": 0.0},
         "eval": {"n_samples": 100, "n_samples_during_training": 100},
         "collapse_guard": {"every": 2, "samples": 40, "real_samples": 40, "patience": 1,
-                           "max_d_accuracy": 0.0, "interventions": ["d_augment.ada_target=0.6"]},
+                           "max_d_accuracy": 0.0, "interventions": [recipe]},
         "tracking": {"wandb": False},
     }  # fmt: skip
     config, run = tmp_path / "c.yaml", tmp_path / "run"
@@ -140,7 +154,10 @@ def test_after_an_ada_intervention_the_new_toolbox_is_logged_and_saved(digits16,
     ganpipe("train", "--config", config, "--run-dir", run)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     alerts = [r for r in records if r.get("alert") == "collapse"]
-    assert alerts[0]["step"] == 2 and "applied d_augment.ada_target=0.6" in alerts[0]["text"]
+    assert alerts[0]["step"] == 2 and f"applied {recipe} (1/1)" in alerts[0]["text"]
     assert [r["step"] for r in records if "ada_p" in r] == [3, 4, 5, 6, 7, 8]
     ranked = json.loads((run / "ranks" / "rank0.json").read_text())
     assert "augment.p" in ranked["toolbox"]
+    state = checkpoint.load(checkpoint.latest(run) / checkpoint.STATE)
+    averaged = [k for k, v in state["G"].items() if not torch.equal(v, state["G_ema"][k])]
+    assert averaged  # with ema_decay 0 throughout, the EMA would equal G

@@ -16,7 +16,7 @@ from accelerate.utils import set_seed
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.config import Config, with_overrides
+from pipeline.config import Config, intervention_overrides, with_overrides
 from pipeline.data.reader import dataset_for, training_batches
 from pipeline.errors import UserError
 from pipeline.metrics.evaluate import Protocol
@@ -81,7 +81,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     # The collapse guard's interventions so far are part of the run's state.
     applied = interventions_applied(config, accelerator, run_dir) if resume else []
     if applied:
-        config = with_overrides(config, applied)
+        config = with_overrides(config, intervention_overrides(applied))
         cfg = config.train
         if main:
             print(f"collapse guard: in force since before the resume: {', '.join(applied)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import Config, with_overrides
+from pipeline.config import Config, intervention_overrides, with_overrides
 from pipeline.data.description import Dataset
 from pipeline.errors import UserError
 from pipeline.runs import checkpoint
@@ -64,7 +64,8 @@ def intervene(gan: GAN, ema: EMA, run_dir: Path, guard: CollapseGuard, config: C
         progress.rewind(counters, config.train.n_dis)
         where = f"rolled back to step {progress.step} (no collapse seen there)"
     guard.acted(rolled_back)
-    config = with_overrides(config, [item])
+    config = with_overrides(config, intervention_overrides([item]))
+    ema.decay = config.train.ema_decay
     toolbox = build_toolbox(config, dataset, acc)
     toolbox.stateful.load_state_dict(gan.toolbox.stateful.state_dict(), strict=False)
     gan.toolbox = toolbox
