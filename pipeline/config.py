@@ -211,6 +211,8 @@ class TrackingConfig:
     wandb: bool = True
     project: str = "gan-pipeline"
     group: str = ""  # W&B run group, e.g. the experiment family
+    # Seconds the W&B server has to answer before the run logs offline (for `wandb sync`).
+    wandb_timeout: float = bounded(15.0, 0.1)
 
 
 @dataclass

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import netrc
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from accelerate import Accelerator
 from PIL import Image
@@ -17,12 +19,32 @@ from PIL import Image
 from pipeline.config import Config
 
 
-def _has_wandb_key() -> bool:
+def _wandb_server() -> str:
+    """The W&B server this process would log to (WANDB_BASE_URL, `wandb login --host`, or
+    W&B's default)."""
+    import wandb
+
+    return wandb.setup().settings.base_url
+
+
+def _has_wandb_key(server: str) -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
+        return netrc.netrc().authenticators(urlsplit(server).hostname) is not None
     except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def reachable(url: str, timeout: float) -> bool:
+    """Whether a connection to `url`'s host opens within `timeout` seconds: a compute node
+    without a route out fails here at once, where W&B itself retries for minutes."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
         return False
 
 
@@ -42,27 +64,47 @@ class Tracker:
             self.wandb = self._start_wandb(config, run_dir, run_id)
 
     def _start_wandb(self, config: Config, run_dir: Path, run_id: str) -> bool:
-        if not os.environ.get("WANDB_MODE") and not _has_wandb_key():
-            os.environ["WANDB_MODE"] = "offline"
-            notice(
-                f"W&B: no API key found, logging offline to {run_dir}/wandb "
-                "(upload later with `wandb sync`)"
-            )
-        kwargs = {"dir": str(run_dir), "id": run_id, "resume": "allow", "name": config.name}
-        if config.tracking.group:
-            kwargs["group"] = config.tracking.group
+        """Online when a key is set and the server answers in time; otherwise an offline run
+        under run_dir/wandb with the run's id, which `wandb sync` uploads and a resume on a
+        connected node continues. Any other failure leaves metrics.jsonl only."""
         try:
-            self.accelerator.init_trackers(
-                config.tracking.project, config=config.to_dict(), init_kwargs={"wandb": kwargs}
-            )
+            self._init_wandb(config, self._wandb_settings(config, run_dir, run_id))
             return True
         except Exception as err:  # any W&B failure: keep training on local files
-            reason = str(err).splitlines()[0] if str(err) else ""
             notice(
-                f"W&B could not start ({type(err).__name__}: {reason}); "
+                f"W&B could not start ({type(err).__name__}: {_first_line(err)}); "
                 "continuing with metrics.jsonl only"
             )
             return False
+
+    @staticmethod
+    def _wandb_settings(config: Config, run_dir: Path, run_id: str) -> dict[str, Any]:
+        """wandb.init's arguments: offline, with one line saying why, when there is no key or
+        the server does not answer within tracking.wandb_timeout."""
+        import wandb
+
+        timeout = config.tracking.wandb_timeout
+        kwargs = {"dir": str(run_dir), "id": run_id, "resume": "allow", "name": config.name,
+                  "settings": wandb.Settings(init_timeout=timeout)}  # fmt: skip
+        if config.tracking.group:
+            kwargs["group"] = config.tracking.group
+        mode = os.environ.get("WANDB_MODE", "")
+        if mode in ("offline", "dryrun", "disabled"):
+            return kwargs
+        server = _wandb_server()
+        offline = f"logging offline to {run_dir}/wandb (upload later with `wandb sync`)"
+        if not mode and not _has_wandb_key(server):
+            notice(f"W&B: no API key found, {offline}")
+            kwargs["mode"] = "offline"
+        elif not reachable(server, timeout):
+            notice(f"W&B: {server} did not answer within {timeout:g} s, {offline}")
+            kwargs["mode"] = "offline"
+        return kwargs
+
+    def _init_wandb(self, config: Config, kwargs: dict[str, Any]) -> None:
+        self.accelerator.init_trackers(
+            config.tracking.project, config=config.to_dict(), init_kwargs={"wandb": kwargs}
+        )
 
     def log(self, values: dict[str, Any], step: int) -> None:
         if not self.enabled:
@@ -106,7 +148,7 @@ class Tracker:
         try:
             call()
         except Exception as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = _first_line(err) or type(err).__name__
             notice(f"W&B logging failed ({reason}); W&B is off for the rest of this run")
             self.wandb = False
 
@@ -116,3 +158,7 @@ class Tracker:
         if self.wandb:  # not accelerator.end_training(): that also tears down the process group
             for tracker in self.accelerator.trackers:
                 self._guard(tracker.finish)
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0] if str(err) else ""

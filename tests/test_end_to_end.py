@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 
 import numpy as np
@@ -184,6 +185,35 @@ def test_no_wandb_key_means_offline_with_one_notice_and_bf16_runs(tmp_path, digi
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert all(np.isfinite(r["loss_g"]) for r in records if "loss_g" in r)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:  # bound, then closed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_wandb_server_means_an_offline_run_that_resumes_with_its_id(
+    tmp_path, digits16
+):
+    """An API key, no server (a closed port): after tracking.wandb_timeout one line says so
+    and the run logs to an offline W&B run under its own id; the resumed run does the same."""
+    run, server = tmp_path / "run", f"http://127.0.0.1:{closed_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path), WANDB_API_KEY="0" * 40, WANDB_BASE_URL=server)
+    for steps, resume in ((4, []), (6, ["--resume"])):
+        config = tiny_dcgan(tmp_path, digits16, steps=steps)
+        done = ganpipe("train", "--config", config, "--run-dir", run, "tracking.wandb=true",
+                       "tracking.wandb_timeout=2", *resume, env=env)  # fmt: skip
+        notices = [line for line in done.stderr.splitlines() if line.startswith("W&B")]
+        assert notices == [
+            f"W&B: {server} did not answer within 2 s, logging offline to {run}/wandb "
+            "(upload later with `wandb sync`)"
+        ]
+    run_id = json.loads((run / "run.json").read_text())["run_id"]
+    offline = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 2 and all(p.name.endswith(f"-{run_id}") for p in offline)
+    assert all(list(p.glob("run-*.wandb")) for p in offline)
 
 
 def test_a_failing_tracker_never_stops_training(tmp_path, digits16):
