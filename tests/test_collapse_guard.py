@@ -134,6 +134,26 @@ def test_a_collapse_rolls_back_to_the_last_healthy_checkpoint_and_intervenes(rin
 
 
 @pytest.mark.slow
+def test_a_second_rollback_to_a_checkpoint_older_than_the_first_intervention(ring, tmp_path):
+    """Checks from step 20 always fail: back to step 10 with LeCam, then back to step 10
+    again, whose checkpoint has no LeCam state (LeCam starts afresh there), with R1 too."""
+    run = tmp_path / "run"
+    config = guarded_config(
+        tmp_path / "a.yaml", ring, 40, start=20, min_class_entropy=0.9999,
+        interventions=["regularize.lecam=0.3", "regularize.r1=0.5"],
+    )  # fmt: skip
+    done = ganpipe("train", "--config", config, "--run-dir", run)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    alerts = [r["text"] for r in records if r.get("alert") == "collapse"]
+    assert "rolled back to step 10" in alerts[0] and "regularize.lecam=0.3 (1/2)" in alerts[0]
+    assert "rolled back to step 10" in alerts[1] and "regularize.r1=0.5 (2/2)" in alerts[1]
+    final = checkpoint.latest(run)
+    assert checkpoint.manifest_of(final)["step"] == 40, done.stderr[-2000:]
+    toolbox = checkpoint.load(final / checkpoint.STATE)["toolbox"]
+    assert any(key.startswith("lecam.") for key in toolbox)
+
+
+@pytest.mark.slow
 def test_after_an_ada_intervention_the_new_toolbox_is_logged_and_saved(digits16, tmp_path):
     """The guard's check always fails (D's accuracy above 0) and turns ADA on at step 2, with
     an EMA of G: from step 3 on, ADA's probability is logged, the rank file records ADA's

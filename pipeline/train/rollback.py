@@ -30,7 +30,7 @@ def restore_finite(gan: GAN, ema: EMA, run_dir: Path, guard: NonFiniteGuard,
         )
     progress.lr_scale *= guard.restored()
     failed_at = progress.step
-    counters, _ = restore(gan, ema, run_dir, gan.g_accelerator.process_index)
+    counters, _ = restore(gan, ema, run_dir, gan.g_accelerator.process_index, strict=False)
     progress.rewind(counters, n_dis)
     tracker.alert(
         "non-finite training restored",
@@ -57,18 +57,18 @@ def intervene(gan: GAN, ema: EMA, run_dir: Path, guard: CollapseGuard, config: C
         tracker.alert("collapse", f"{seen}; no intervention left, training goes on", failed_at)
         return config, False
     acc = gan.g_accelerator
-    rolled_back = agreed_checkpoint(acc, run_dir, "healthy") is not None
-    where = "every checkpoint so far was saved during the collapse, so from here"
-    if rolled_back:
-        counters, _ = restore(gan, ema, run_dir, acc.process_index, "healthy")
-        progress.rewind(counters, config.train.n_dis)
-        where = f"rolled back to step {progress.step} (no collapse seen there)"
-    guard.acted(rolled_back)
     config = with_overrides(config, intervention_overrides([item]))
     ema.decay = config.train.ema_decay
-    toolbox = build_toolbox(config, dataset, acc)
-    toolbox.stateful.load_state_dict(gan.toolbox.stateful.state_dict(), strict=False)
-    gan.toolbox = toolbox
+    before, gan.toolbox = gan.toolbox, build_toolbox(config, dataset, acc)
+    rolled_back = agreed_checkpoint(acc, run_dir, "healthy") is not None
+    if rolled_back:  # the toolbox as it was there; what it has gained since starts fresh
+        counters, _ = restore(gan, ema, run_dir, acc.process_index, "healthy", strict=False)
+        progress.rewind(counters, config.train.n_dis)
+        where = f"rolled back to step {progress.step} (no collapse seen there)"
+    else:
+        gan.toolbox.stateful.load_state_dict(before.stateful.state_dict(), strict=False)
+        where = "every checkpoint so far was saved during the collapse, so from here"
+    guard.acted(rolled_back)
     progress.interventions += 1
     total = len(guard.config.interventions)
     applied = f"applied {item} ({progress.interventions}/{total})"

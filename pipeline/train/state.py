@@ -72,12 +72,13 @@ def training_state(gan: GAN, ema: EMA, counters: dict[str, Any]) -> dict[str, An
 
 
 def restore(
-    gan: GAN, ema: EMA, run_dir: Path, rank: int, which: str | None = None
+    gan: GAN, ema: EMA, run_dir: Path, rank: int, which: str | None = None, strict: bool = True
 ) -> tuple[dict, dict]:
     """Models (with this rank's own buffers), optimizers and toolbox from the newest intact
     checkpoint (or the one `which` names, see `checkpoint.chosen`); returns its counters (step,
     images seen, ...) and this rank's random generators and data position, which the caller
-    restores or not."""
+    restores or not. `strict=False` for a rollback within a run: an intervention since that
+    checkpoint may have added toolbox parts (they keep their fresh state) or removed some."""
     latest = newest_intact(gan.g_accelerator, run_dir, which)
     state = checkpoint.load(latest / checkpoint.STATE)
     if gan.deepspeed:  # weights and this rank's optimizer partition, by DeepSpeed
@@ -99,7 +100,7 @@ def restore(
         gan.opt_g.load_state_dict(state["opt_g"])
         gan.opt_d.load_state_dict(state["opt_d"])
     ema.load_state_dict(state["G_ema"])
-    gan.toolbox.stateful.load_state_dict(state.get("toolbox", {}))
+    gan.toolbox.stateful.load_state_dict(state.get("toolbox", {}), strict=strict)
     path = latest / checkpoint.rank_file(rank)  # absent on more processes than the run had
     mine = checkpoint.load(path) if path.is_file() else {}
     for name, module in buffer_owners(gan, ema).items():
