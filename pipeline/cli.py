@@ -137,6 +137,17 @@ def parser() -> argparse.ArgumentParser:
         "--extractor", choices=("auto", "digits", "inception"), help="default: eval.extractor"
     )
     evaluate.add_argument("--inception-weights", help="default: eval.inception_weights")
+    evaluate.add_argument(
+        "--reference-stats", type=Path, metavar="FILE.npz",
+        help="also the FID against these statistics (mu, sigma: pytorch-fid / clean-fid layout)",
+    )  # fmt: skip
+
+    stats = sub.add_parser("stats", help="write a dataset's FID statistics (mu, sigma) as .npz")
+    stats.add_argument("data", type=Path, help="a dataset directory (`ganpipe data build`)")
+    stats.add_argument("--out", type=Path, required=True, help="FILE.npz")
+    stats.add_argument("--split", choices=("train", "test"), help="default: eval's reference")
+    stats.add_argument("--extractor", choices=("auto", "digits", "inception"), default="auto")
+    stats.add_argument("--inception-weights", help="torch-fidelity's weights file")
     return top
 
 
@@ -226,10 +237,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.temperature,
         args.extractor,
         args.inception_weights,
+        args.reference_stats,
     )
     if metrics is not None:  # the main process
         print(json.dumps(metrics, indent=2))
     _exit_distributed(0)  # shared by `accelerate launch` processes: leave as training does
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from pipeline.metrics.reference_stats import dataset_stats
+
+    print(dataset_stats(args.data, args.out, args.split, args.extractor, args.inception_weights))
     return 0
 
 
@@ -358,6 +377,7 @@ COMMANDS = {
     "train": cmd_train,
     "sample": cmd_sample,
     "eval": cmd_eval,
+    "stats": cmd_stats,
     "export": cmd_export,
     "report": cmd_report,
     "model-info": cmd_model_info,

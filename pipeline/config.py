@@ -143,9 +143,9 @@ class EvalConfig:
     grid_size: int = bounded(100, 1)  # images in each sample grid
     truncation: float = bounded(0.0, 0.0)  # resample |z| above this when sampling; 0 = off
     # Feature space of FID/KID/IS/PRDC: auto = the digit classifier for digit datasets,
-    # InceptionV3 for other images (needs torch-fidelity and its weights file).
+    # InceptionV3 for other images (pipeline/metrics/inception.py: the `inception` extra).
     extractor: str = choice("auto", "digits", "inception")
-    inception_weights: str = ""  # path of the InceptionV3 weights; "" = torch hub's cache
+    inception_weights: str = ""  # torch-fidelity weights file; "" = the bundled network
 
 
 @dataclass

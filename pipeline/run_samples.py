@@ -15,7 +15,8 @@ from accelerate import Accelerator
 from torch import nn
 
 from pipeline.errors import UserError
-from pipeline.metrics.evaluate import protocol_for
+from pipeline.metrics.evaluate import ImageProtocol, protocol_for
+from pipeline.metrics.reference_stats import frechet_from_moments, moments, read_stats
 from pipeline.metrics.shared import shared_rows
 from pipeline.rejection import fit_critic, rejection_sample
 from pipeline.runs import checkpoint
@@ -101,9 +102,11 @@ def evaluate_run(
     temperature: float | None = None,
     extractor: str | None = None,
     inception_weights: str | None = None,
+    reference_stats: Path | None = None,
 ) -> dict[str, Any] | None:
     """`ganpipe eval`: samples of a checkpoint (`which`, default the newest; `n`, default
-    eval.n_samples), measured with their dataset's protocol and saved as eval.json. Under
+    eval.n_samples), measured with their dataset's protocol and saved as eval.json; with
+    `reference_stats`, also their FID against those precomputed statistics. Under
     `accelerate launch`, every process draws and embeds its share of the same samples and the
     main process measures them (it alone returns the metrics)."""
     loaded = load_models(run_dir, which)
@@ -115,6 +118,10 @@ def evaluate_run(
         inception_weights or config.eval.inception_weights,
         accelerator.device,
     )
+    if reference_stats is not None:  # checked before any sample is drawn
+        if not isinstance(protocol, ImageProtocol):
+            raise UserError(f"--reference-stats: {run_dir} is not a run on images")
+        published = read_stats(reference_stats, protocol.extractor)
     n = n or config.eval.n_samples
     temperature = config.rejection.temperature if temperature is None else temperature
     if accelerator.num_processes == 1:
@@ -135,6 +142,9 @@ def evaluate_run(
         return None
     metrics = protocol.score(rows, labels, seed)
     metrics["protocol"].update(how, processes=accelerator.num_processes)
+    if reference_stats is not None:
+        metrics["fid_reference_stats"] = frechet_from_moments(*published[:2], *moments(rows))
+        metrics["protocol"]["reference_stats"] = published[2]
     metrics = {"step": loaded.step, **metrics}
     write_json(run_dir / "eval.json", metrics)
     return metrics

@@ -106,6 +106,37 @@ def test_sample_is_reproducible_and_eval_prints_metrics(trained, tmp_path):
     assert json.loads((run / "eval.json").read_text()) == metrics
 
 
+def test_published_statistics_are_written_read_and_refused_when_made_otherwise(
+    trained, digits16, tmp_path
+):
+    """`ganpipe stats` writes mu and sigma as pytorch-fid and clean-fid read them; `eval
+    --reference-stats` gives the same FID as against the data itself, accepts a file without
+    a protocol record (as those tools write) and refuses one made with another network."""
+    _, run = trained
+    stats = tmp_path / "digits16.npz"
+    assert "wrote" in ganpipe("stats", digits16, "--out", stats).stdout
+    written = np.load(stats)
+    assert written["mu"].shape == (64,) and written["sigma"].shape == (64, 64)
+    metrics = json.loads(ganpipe("eval", "--run", run, "--reference-stats", stats).stdout)
+    assert metrics["fid_reference_stats"] == pytest.approx(metrics["fid"], rel=1e-4)
+    assert "protocol recorded and matching" in metrics["protocol"]["reference_stats"]
+
+    bare = tmp_path / "bare.npz"
+    np.savez(bare, mu=written["mu"], sigma=written["sigma"])
+    metrics = json.loads(ganpipe("eval", "--run", run, "--n", 100, "--reference-stats", bare).stdout)
+    assert "protocol not recorded" in metrics["protocol"]["reference_stats"]
+
+    wide, other = tmp_path / "wide.npz", tmp_path / "other.npz"
+    np.savez(wide, mu=np.zeros(2048), sigma=np.eye(2048))
+    protocol = json.loads(str(written["protocol"]))
+    protocol["extractor"] = "InceptionV3"
+    np.savez(other, mu=written["mu"], sigma=written["sigma"], protocol=json.dumps(protocol))
+    for path, reason in ((wide, "made with another network"), (other, "another protocol")):
+        refused = ganpipe("eval", "--run", run, "--reference-stats", path, check=False)
+        assert refused.returncode == 2 and str(path) in refused.stderr, refused.stderr
+        assert reason in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_the_exported_generator_loads_without_pickle_and_draws_the_same_samples(trained, tmp_path):
     from safetensors import safe_open
 

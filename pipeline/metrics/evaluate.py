@@ -172,17 +172,18 @@ class ImageProtocol(Protocol):
         reference_split = "test" if self.dataset.samples("test") else "train"
         real = reference_features(self.dataset.dir, reference_split, extractor)
         kid, kid_std = kernel_distance(real, fake, seed)
-        logits = extractor.logits(fake.to(self.device)).cpu()
-        score, score_std = inception_score(logits, seed)
         paired = min(len(real), len(fake))
         result: dict[str, Any] = {
             "fid": frechet_distance(real, fake),
             "kid": kid,
             "kid_std": kid_std,
-            "inception_score": score,
-            "inception_score_std": score_std,
             **prdc(real[:paired].to(self.device), fake[:paired].to(self.device)),
         }
+        logits = None
+        if extractor.has_logits:  # the Inception Score needs the network's classifier
+            logits = extractor.logits(fake.to(self.device)).cpu()
+            score, score_std = inception_score(logits, seed)
+            result.update(inception_score=score, inception_score_std=score_std)
         floor_text = None
         if reference_split == "test":
             train = reference_features(self.dataset.dir, "train", extractor)
@@ -198,7 +199,8 @@ class ImageProtocol(Protocol):
             f"dataset {dataset_hash(self.dataset.dir)}",
             "floor": floor_text,
             "kid": f"{min(1000, paired)} per subset, 100 subsets, cubic polynomial kernel",
-            "inception_score": "10 splits",
+            "inception_score": "10 splits" if extractor.has_logits
+            else "not reported: the network has no classification layer",
             "prdc": f"precision/recall k=3, density/coverage k=5, {paired} generated vs "
             f"{paired} reference",
             "seed": seed,
