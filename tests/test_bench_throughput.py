@@ -21,3 +21,4 @@ def test_throughput_bench_measures_the_pipeline_beside_the_plain_loop(tmp_path):
     assert set(row["loader_img_s"]) == {"0", "1", "2"} and min(row["loader_img_s"].values()) > 0
     assert row["loader_over_step"] == max(row["loader_img_s"].values()) / row["pipeline_img_s"]
     assert "| mlp-ring | 64 x 1 |" in done.stdout and "time_ratio" in done.stdout
+    assert result["inception_img_s"] > 0 and "InceptionV3 features:" in done.stdout
