@@ -4,10 +4,12 @@ Each entry trains as `ganpipe train` does (a real process) with `train.budget_mi
 checkpoints as each budget of CPU time per thread passes; each budget's EMA generator is then
 measured with the digits-FID protocol (BENCHMARKS.md section 3). The classic DCGAN baseline
 (pipeline/bench/classic_dcgan.py, a plain loop) counts its budgets the same way and is
-measured the same way. Budgets count CPU time, so a busy machine slows a run down without
-moving what it reaches at a budget; on an idle machine with as many cores as threads they are
-about wall-clock minutes. A finished seed is kept, an unfinished run resumes: an interrupted
-bench goes on where it stopped.
+measured the same way. Budgets count CPU time: on an idle machine with as many cores as
+threads they are about wall-clock minutes. Run the bench alone all the same: with more than
+one thread, a thread waiting for another that other load has pushed off its core spins, and
+the spinning counts (a BigGAN run reached step 1,510 at 5 minutes beside other work, against
+4,140 alone). A finished seed is kept, an unfinished run resumes: an interrupted bench goes
+on where it stopped.
 """
 
 from __future__ import annotations

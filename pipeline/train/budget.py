@@ -1,6 +1,7 @@
-"""Budgets of compute time that other load on the machine does not move: this process's CPU
-time divided by its torch threads, in minutes, so a budget of 5 is about 5 minutes on an idle
-machine with that many cores however busy the machine was. `train.budget_minutes` (and the
+"""Budgets of compute time: this process's CPU time divided by its torch threads, in minutes,
+so a budget of 5 is about 5 minutes on an idle machine with that many cores. Other load moves
+it little with one thread; with more, threads that wait for each other spin, and that counts,
+so budgets are for machines the run has to itself. `train.budget_minutes` (and the
 quality bench's baseline) checkpoint as each budget passes; the spent time is checkpointed,
 so a resumed run goes on counting where it stopped."""
 
