@@ -44,7 +44,7 @@ def tf1_bilinear(images: torch.Tensor, size: int) -> torch.Tensor:
     coordinate i * in / out, between its two neighbours, the last one repeated at the edge."""
 
     def taps(n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        where = torch.arange(size, dtype=torch.float64) * (n_in / size)
+        where = torch.arange(size, dtype=torch.float64, device=images.device) * (n_in / size)
         low = where.floor().long()
         high = (low + 1).clamp(max=n_in - 1)
         return low, high, (where - low).to(images.dtype)
