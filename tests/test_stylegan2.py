@@ -1,0 +1,117 @@
+"""StyleGAN2's networks (pipeline/models/stylegan2.py): the official parameter counts, the
+modulated convolution against its formula and a per-sample loop, style mixing, truncation."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipeline.models.stylegan2 import Discriminator, Generator, modulated_conv2d
+
+
+def count(network: torch.nn.Module) -> int:
+    return sum(p.numel() for p in network.parameters())
+
+
+# Counted from NVlabs' stylegan2-ada-pytorch training/networks.py as its train.py builds them.
+OFFICIAL = [
+    # --cfg=stylegan2 at 1024 px: 8 mapping layers, residual D, minibatch-stddev group 4
+    (dict(shape=(3, 1024, 1024)), dict(shape=(3, 1024, 1024)), 30_370_060, 29_012_513),
+    # --cfg=cifar: 2 mapping layers, D architecture `orig`, group 32; unconditional and with
+    # --cond=1 (10 classes)
+    (dict(shape=(3, 32, 32), mapping_layers=2),
+     dict(shape=(3, 32, 32), architecture="orig", mbstd_group=32), 19_947_539, 20_720_641),
+    (dict(shape=(3, 32, 32), mapping_layers=2, n_classes=10),
+     dict(shape=(3, 32, 32), architecture="orig", mbstd_group=32, n_classes=10),
+     20_215_315, 23_089_664),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("g_options, d_options, g_count, d_count", OFFICIAL)
+def test_parameter_counts_equal_the_official_networks(g_options, d_options, g_count, d_count):
+    assert count(Generator(**g_options)) == g_count
+    assert count(Discriminator(**d_options)) == d_count
+
+
+def test_modulation_and_demodulation_follow_the_formula():
+    """1x1 kernels, one output channel: each sample's kernel is w * s, divided by its norm."""
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    weight = torch.randn(1, 3, 1, 1, dtype=torch.float64)
+    styles = torch.randn(2, 3, dtype=torch.float64)
+    out = modulated_conv2d(x, weight, styles)
+    for i in range(2):
+        kernel = weight[0, :, 0, 0] * styles[i]
+        kernel = kernel / (kernel.square().sum() + 1e-8).sqrt()
+        expected = (x[i] * kernel[:, None, None]).sum(0)
+        assert torch.allclose(out[i, 0], expected)
+    plain = modulated_conv2d(x, weight, styles, demodulate=False)[1, 0]
+    assert torch.allclose(plain, (x[1] * (weight[0, :, 0, 0] * styles[1])[:, None, None]).sum(0))
+
+
+def test_the_grouped_convolution_equals_a_loop_over_samples():
+    x = torch.randn(3, 4, 8, 8, dtype=torch.float64)
+    weight = torch.randn(5, 4, 3, 3, dtype=torch.float64)
+    styles = torch.randn(3, 4, dtype=torch.float64)
+    together = modulated_conv2d(x, weight, styles)
+    for i in range(3):
+        kernel = weight * styles[i][None, :, None, None]
+        kernel = kernel / (kernel.square().sum(dim=(1, 2, 3), keepdim=True) + 1e-8).sqrt()
+        assert torch.allclose(together[i : i + 1], F.conv2d(x[i : i + 1], kernel, padding=1))
+
+
+def small_generator(**options) -> Generator:
+    return Generator((3, 16, 16), z_dim=8, w_dim=8, mapping_layers=2, channel_base=128,
+                     channel_max=16, **options)  # fmt: skip
+
+
+def test_style_mixing_takes_the_later_layers_from_a_second_latent():
+    torch.manual_seed(0)
+    generator = small_generator(style_mixing=1.0).train()
+    z = torch.randn(4, 8)
+    ws = generator.ws(z, None)
+    first = generator.mapping(z, None, track=False)
+    unmixed = [k for k in range(generator.num_ws) if torch.allclose(ws[:, k], first)]
+    assert unmixed and unmixed == list(range(len(unmixed))) and len(unmixed) < generator.num_ws
+    later = ws[:, len(unmixed) :]
+    assert torch.allclose(later, later[:, :1].expand_as(later))  # one second w for the rest
+    generator.eval()  # no mixing outside training
+    assert torch.allclose(generator.ws(z, None), first[:, None].expand_as(ws))
+
+
+def test_two_latents_mixed_change_different_layers_of_the_image():
+    """Coarse layers from one latent and fine ones from another: the image differs from
+    both, and only the fine layers' latent changes it when the coarse one is fixed."""
+    torch.manual_seed(0)
+    generator = small_generator().eval()
+    w1, w2 = generator.mapping(torch.randn(2, 8), None).chunk(2)
+    coarse = 3  # the 4x4 and 8x8 layers' ws
+    mixed = torch.cat([w1[:, None].expand(-1, coarse, -1),
+                       w2[:, None].expand(-1, generator.num_ws - coarse, -1)], 1)  # fmt: skip
+    pure1 = w1[:, None].expand(-1, generator.num_ws, -1)
+    pure2 = w2[:, None].expand(-1, generator.num_ws, -1)
+    images = [generator.synthesis(ws, "const") for ws in (mixed, pure1, pure2)]
+    assert not torch.allclose(images[0], images[1]) and not torch.allclose(images[0], images[2])
+
+
+def test_truncation_at_zero_gives_every_latent_the_mean_image():
+    torch.manual_seed(0)
+    generator = small_generator(style_mixing=0.0).train()
+    for _ in range(5):
+        generator(torch.randn(16, 8))  # the mean of w is tracked while training
+    generator.eval()
+    generator.truncation = 0.0
+    images = generator.synthesis(generator.ws(torch.randn(4, 8), None), "const")
+    assert torch.allclose(images, images[:1].expand_as(images))
+    mean_ws = generator.mapping.w_avg[None, None].expand(1, generator.num_ws, -1)
+    # batches of 4 and of 1 take different convolution paths: equal to float32 rounding
+    assert torch.allclose(images[:1], generator.synthesis(mean_ws, "const"), atol=1e-5)
+    assert generator.mapping.w_avg.abs().sum() > 0
+
+
+def test_conditional_networks_take_classes_and_give_a_score_per_sample():
+    generator = small_generator(n_classes=10).eval()
+    discriminator = Discriminator((3, 16, 16), n_classes=10, channel_base=128, channel_max=16)
+    y = torch.tensor([0, 1, 2, 3])
+    images = generator(torch.randn(4, 8), y)
+    assert images.shape == (4, 3, 16, 16) and torch.isfinite(images).all()
+    scores = discriminator(images, y)
+    assert scores.shape == (4,) and not torch.allclose(scores, discriminator(images, y.flip(0)))
