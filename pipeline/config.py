@@ -55,7 +55,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    family: str = choice("dcgan", "mlp", "biggan", "progan", "vaegan")
+    family: str = choice("dcgan", "mlp", "biggan", "progan", "vaegan", "stylegan2")
     z_dim: int = bounded(64, 1)
     width: int = bounded(32, 1)  # G; dcgan: channels at full resolution; mlp: hidden units
     d_width: int = bounded(32, 1)  # the same for D
@@ -67,6 +67,12 @@ class ModelConfig:
     attention: int = bounded(0, 0)  # biggan: resolution of the self-attention block; 0 = none
     shared_dim: int = bounded(128, 0)  # biggan: shared class embedding; 0 = one-hot classes
     hierarchical: bool = True  # biggan: split z across the generator's blocks
+    # stylegan2 (z_dim is also w's width; width and d_width cap the channels):
+    channel_base: int = bounded(32768, 1)  # channels at resolution r: base / r, up to width
+    mapping_layers: int = bounded(8, 1)
+    style_mixing: float = bounded(0.9, 0.0, 1.0)  # share of training batches with two ws
+    d_architecture: str = choice("resnet", "orig")  # D blocks with or without a shortcut
+    conv_clamp: float = bounded(0.0, 0.0)  # clamp activations to +-this (bf16); 0 = off
     init: str = choice("default", "normal", "orthogonal", "xavier")  # conv/linear weights
     # Discriminator options against collapse (every family):
     minibatch_stddev: int = bounded(0, 0)  # group size of a minibatch-stddev feature; 0 = off

@@ -17,7 +17,7 @@ from torch import nn
 from pipeline.config import ModelConfig
 from pipeline.data.description import Dataset
 from pipeline.errors import UserError
-from pipeline.models import biggan, dcgan, mlp, progan, vaegan
+from pipeline.models import biggan, dcgan, mlp, progan, stylegan2, vaegan
 from pipeline.models.layers import HeadOptions, Packed, trainable_weight
 
 
@@ -75,6 +75,25 @@ def _progan(model: ModelConfig, s: Shapes) -> tuple[nn.Module, nn.Module]:
     return g, d
 
 
+def _stylegan2(model: ModelConfig, s: Shapes) -> tuple[nn.Module, nn.Module]:
+    """Equalized learning rate: the weights are N(0, 1) scaled at run time, so no other
+    initialisation; minibatch-stddev is the shared option (0 leaves it out)."""
+    if model.init != "default" or model.d_dropout:
+        raise ValueError("stylegan2 takes neither model.init nor model.d_dropout")
+    clamp = model.conv_clamp or None
+    g = stylegan2.Generator(
+        s.sample, z_dim=model.z_dim, n_classes=s.classes, w_dim=model.z_dim,
+        mapping_layers=model.mapping_layers, channel_base=model.channel_base,
+        channel_max=model.width, conv_clamp=clamp, style_mixing=model.style_mixing,
+    )  # fmt: skip
+    d = stylegan2.Discriminator(
+        s.d_sample, n_classes=s.classes, architecture=model.d_architecture,
+        channel_base=model.channel_base, channel_max=model.d_width,
+        mbstd_group=model.minibatch_stddev, conv_clamp=clamp,
+    )  # fmt: skip
+    return g, d
+
+
 def _mlp(model: ModelConfig, s: Shapes) -> tuple[nn.Module, nn.Module]:
     g = mlp.Generator(
         s.sample, z_dim=model.z_dim, width=model.width, depth=model.depth, n_classes=s.classes,
@@ -88,6 +107,9 @@ def _mlp(model: ModelConfig, s: Shapes) -> tuple[nn.Module, nn.Module]:
 
 
 SPECTRAL = frozenset({"spectral_norm_g", "spectral_norm_d"})
+STYLE_OPTIONS = frozenset(
+    {"channel_base", "mapping_layers", "style_mixing", "d_architecture", "conv_clamp"}
+)
 FAMILIES = {
     "dcgan": Family("image", _dcgan, SPECTRAL),
     "mlp": Family("points", _mlp, SPECTRAL | {"depth", "d_depth"}),
@@ -95,6 +117,7 @@ FAMILIES = {
     "progan": Family("image", _progan, progressive=True),
     # VAE-GAN: DCGAN's pair with an encoder in front of G
     "vaegan": Family("image", partial(_dcgan, generator=vaegan.Generator), SPECTRAL, encoder=True),
+    "stylegan2": Family("image", _stylegan2, STYLE_OPTIONS),
 }
 # Options every family takes; the rest belong to the families that list them.
 SHARED_OPTIONS = frozenset(

@@ -262,7 +262,9 @@ class Generator(nn.Module):
         return image
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.synthesis(self.ws(z, y))
+        """Fresh noise while training; outside it, each layer's fixed noise, so samples are a
+        function of z alone (as seeded evaluations and exports need)."""
+        return self.synthesis(self.ws(z, y), "random" if self.training else "const")
 
 
 class DiscriminatorBlock(nn.Module):
@@ -295,6 +297,7 @@ class Discriminator(nn.Module):
     def __init__(self, shape, n_classes: int = 0, architecture: str = "resnet",
                  channel_base: int = 32768, channel_max: int = 512, mbstd_group: int = 4,
                  conv_clamp: float | None = None):  # fmt: skip
+        """`mbstd_group`: samples per minibatch-stddev group; 0 leaves the feature out."""
         super().__init__()
         channels, resolution = shape[0], shape[-1]
         self.n_classes, self.mbstd_group = n_classes, mbstd_group
@@ -314,14 +317,16 @@ class Discriminator(nn.Module):
             MappingNetwork(0, n_classes, c4, 8, lr_multiplier=0.01, w_avg_beta=None)
             if n_classes else None
         )  # fmt: skip
-        self.conv = EqualConv2d(c4 + 1, c4, 3, clamp=conv_clamp)
+        self.conv = EqualConv2d(c4 + (1 if mbstd_group else 0), c4, 3, clamp=conv_clamp)
         self.fc = EqualLinear(c4 * 16, c4, activation=True)
         self.out = EqualLinear(c4, self.cmap_dim or 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)
-        x = self.conv(minibatch_stddev(x, self.mbstd_group))
+        if self.mbstd_group:
+            x = minibatch_stddev(x, self.mbstd_group)
+        x = self.conv(x)
         return self.fc(x.flatten(1))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
