@@ -129,6 +129,8 @@ class RegularizeConfig:
     lecam_decay: float = bounded(0.99, 0.0, 1.0)  # moving average of D's outputs
     orthogonal: float = bounded(0.0, 0.0)  # orthogonal regularization of G (BigGAN: 1e-4)
     mode_seeking: float = bounded(0.0, 0.0)  # mode-seeking (diversity) term of G
+    path_length: float = bounded(0.0, 0.0)  # stylegan2's path-length term of G (paper: 2)
+    path_length_every: int = bounded(4, 1)  # lazy: every k-th G step, scaled by k
 
 
 @dataclass

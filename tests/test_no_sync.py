@@ -55,7 +55,7 @@ def gan(ring, tmp_path):
 def iterations(gan, ema: EMA, guard: NonFiniteGuard, steps: int) -> None:
     """The loop's iterations between two looks of the guard."""
     for step in range(steps):
-        updates = [discriminator_step(gan, set(), step), generator_step(gan, 32)]
+        updates = [discriminator_step(gan, set(), step), generator_step(gan, 32, step)]
         ema.update(gan.g_bare, step)
         assert not guard.record([u["finite"] for u in updates])
 

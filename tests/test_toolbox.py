@@ -168,4 +168,4 @@ def test_mode_seeking_rewards_images_that_differ_as_their_latents_do():
     gan = SimpleNamespace(
         latents=lambda n: (torch.randn(n, 4), None), g_bare=lambda z, y: 3 * z.view(-1, 1, 2, 2)
     )
-    assert ModeSeeking(weight=2.0, pairs=8)(gan).item() == pytest.approx(2 / 3, rel=1e-4)
+    assert ModeSeeking(weight=2.0, pairs=8)(gan, 0).item() == pytest.approx(2 / 3, rel=1e-4)

@@ -41,6 +41,7 @@ class Family:
     own_options: frozenset[str] = frozenset()  # ModelConfig keys beyond the shared ones
     progressive: bool = False  # G and D grow: `set_stage(level, alpha)`, `levels`
     encoder: bool = False  # G encodes too (`encode`), with its own loss terms
+    style_based: bool = False  # G maps z to per-layer ws: `ws(z, y)`, `synthesis(ws, noise)`
 
 
 def _dcgan(model: ModelConfig, s: Shapes, generator=dcgan.Generator) -> tuple[nn.Module, nn.Module]:
@@ -117,7 +118,7 @@ FAMILIES = {
     "progan": Family("image", _progan, progressive=True),
     # VAE-GAN: DCGAN's pair with an encoder in front of G
     "vaegan": Family("image", partial(_dcgan, generator=vaegan.Generator), SPECTRAL, encoder=True),
-    "stylegan2": Family("image", _stylegan2, STYLE_OPTIONS),
+    "stylegan2": Family("image", _stylegan2, STYLE_OPTIONS, style_based=True),
 }
 # Options every family takes; the rest belong to the families that list them.
 SHARED_OPTIONS = frozenset(

@@ -154,7 +154,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         for _ in range(cfg.n_dis):
             updates.append(discriminator_step(gan, shards, progress.d_steps))
             progress.d_steps += 1
-        updates.append(generator_step(gan, cfg.batch_size))
+        updates.append(generator_step(gan, cfg.batch_size, progress.step))
         for stats in updates:
             window.add(stats)
         ema.update(gan.g_bare, progress.step)

@@ -1,8 +1,10 @@
 """Terms added to the generator's loss, each an object built from the config (see toolbox.py)
-and called with the GAN (models, data stream) at every generator step."""
+and called with the GAN (models, data stream) and the step at every generator step; a term
+that skips a step (lazy regularization) returns None."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +33,7 @@ def orthogonal_penalty(model: nn.Module) -> torch.Tensor:
 class Orthogonal:
     weight: float
 
-    def __call__(self, gan) -> torch.Tensor:
+    def __call__(self, gan, step: int) -> torch.Tensor:
         return self.weight * orthogonal_penalty(gan.g_bare)
 
 
@@ -43,7 +45,7 @@ class ModeSeeking:
     weight: float
     pairs: int
 
-    def __call__(self, gan) -> torch.Tensor:
+    def __call__(self, gan, step: int) -> torch.Tensor:
         z1, y = gan.latents(self.pairs)
         z2 = torch.randn_like(z1)
         images = gan.g_bare(torch.cat([z1, z2]), None if y is None else torch.cat([y, y]))
@@ -63,7 +65,7 @@ class VAEReconstruction:
     recon_weight: float
     kl_weight: float
 
-    def __call__(self, gan) -> torch.Tensor:
+    def __call__(self, gan, step: int) -> torch.Tensor:
         real, y = gan.real(next(gan.batches))
         z, mean, log_var = gan.g_bare.encode(real)
         reconstruction = gan.g_bare(z, y)
@@ -77,3 +79,30 @@ class VAEReconstruction:
         adversarial = box.loss.g_loss(fake_logits, real_logits)
         kl = kl_to_standard_normal(mean.float(), log_var.float())
         return self.recon_weight * recon + self.kl_weight * kl + adversarial
+
+
+class PathLength(nn.Module):
+    """StyleGAN2's path-length regularization: for random image-space directions u, the
+    length of J_w^T u (J: the synthesis network's Jacobian at w) is pulled towards its running
+    mean, so that a fixed step in w moves the image by about as much anywhere. Lazy: every
+    `every`-th G step, on `batch` latents, scaled by `every`. The mean is a buffer: checkpointed,
+    and averaged across processes so every rank holds the same one."""
+
+    def __init__(self, weight: float, every: int, batch: int, decay: float = 0.01):
+        super().__init__()
+        self.weight, self.every, self.batch, self.decay = weight, every, batch, decay
+        self.register_buffer("mean", torch.zeros(()))
+        self.reduce = lambda t: t  # replaced by a cross-process mean under data parallelism
+
+    def forward(self, gan, step: int) -> torch.Tensor | None:
+        if step % self.every:
+            return None
+        z, y = gan.latents(self.batch)
+        generator = gan.g_bare
+        ws = generator.ws(z, y)
+        images = generator.synthesis(ws, "random")
+        directions = torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
+        (grads,) = torch.autograd.grad((images * directions).sum(), ws, create_graph=True)
+        lengths = grads.float().square().sum(2).mean(1).sqrt()
+        self.mean.copy_(self.mean.lerp(self.reduce(lengths.mean().detach()), self.decay))
+        return self.weight * self.every * (lengths - self.mean).square().mean()

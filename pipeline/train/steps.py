@@ -136,7 +136,7 @@ def discriminator_step(gan: GAN, shards: set[str], d_step: int) -> dict:
     return {**stats, "grad_norm_d": norm * gan.grad_accum}  # the log averages over n
 
 
-def generator_step(gan: GAN, batch_size: int) -> dict:
+def generator_step(gan: GAN, batch_size: int, step: int) -> dict:
     """One G update through a frozen D (bare module: D's weights get no gradient, no sync).
     Relativistic losses also need D's view of a real batch; G then draws that batch's classes."""
     acc, box = gan.g_accelerator, gan.toolbox
@@ -155,8 +155,8 @@ def generator_step(gan: GAN, batch_size: int) -> dict:
             with gan.autocast():
                 fake_logits = gan.d_bare(box.augment(gan.G(z, y)), y).float()
                 loss = box.loss.g_loss(fake_logits, real_logits)
-                terms = [term(gan) for term in box.g_terms]
-            acc.backward(sum(terms, loss))
+                terms = [term(gan, step) for term in box.g_terms]
+            acc.backward(sum((t for t in terms if t is not None), loss))
         losses.append(loss.detach())
     total = functools.reduce(torch.add, losses)
     norm = gradient_norm(gan.g_params)

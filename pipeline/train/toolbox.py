@@ -16,7 +16,7 @@ from pipeline.models.registry import FAMILIES
 from pipeline.train.d_augment import AdaptiveAugment, DiffAugment
 from pipeline.train.losses import AdversarialLoss, adversarial_loss
 from pipeline.train.penalties import R1, GradientPenalty, LeCam
-from pipeline.train.regularizers import ModeSeeking, Orthogonal, VAEReconstruction
+from pipeline.train.regularizers import ModeSeeking, Orthogonal, PathLength, VAEReconstruction
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Toolbox:
     loss: AdversarialLoss
     augment: nn.Module  # images -> images, applied to everything D sees
     d_terms: list = field(default_factory=list)  # Judged -> penalty or None
-    g_terms: list = field(default_factory=list)  # GAN -> extra generator loss
+    g_terms: list = field(default_factory=list)  # (GAN, step) -> extra generator loss or None
     # Parts with running state (ADA's p, LeCam's averages): checkpointed with the models.
     stateful: nn.ModuleDict = field(default_factory=nn.ModuleDict)
 
@@ -60,6 +60,17 @@ def build_toolbox(config: Config, dataset: Dataset, accelerator: Accelerator) ->
         box.g_terms.append(Orthogonal(reg.orthogonal))
     if reg.mode_seeking:
         box.g_terms.append(ModeSeeking(reg.mode_seeking, max(2, train.batch_size // 2)))
+    if reg.path_length:
+        if not FAMILIES[config.model.family].style_based:
+            raise UserError(
+                "regularize.path_length: path-length regularization needs a style-based "
+                f"generator (model.family stylegan2), not {config.model.family}; set it to 0"
+            )
+        batch = max(1, train.batch_size // 2)  # half a batch, as the paper's runs do
+        path_length = PathLength(reg.path_length, reg.path_length_every, batch)
+        path_length.reduce = lambda t: accelerator.reduce(t, "mean")
+        box.g_terms.append(path_length)
+        box.stateful["path_length"] = path_length
     if FAMILIES[config.model.family].encoder:  # VAE-GAN: the encoder's terms
         box.g_terms.append(VAEReconstruction(train.recon_weight, train.kl_weight))
     box.stateful.to(accelerator.device)
