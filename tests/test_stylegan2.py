@@ -115,3 +115,21 @@ def test_conditional_networks_take_classes_and_give_a_score_per_sample():
     assert images.shape == (4, 3, 16, 16) and torch.isfinite(images).all()
     scores = discriminator(images, y)
     assert scores.shape == (4,) and not torch.allclose(scores, discriminator(images, y.flip(0)))
+
+
+def test_lazy_regularization_scales_the_optimizer_as_the_paper_does():
+    """k = 4 (path length, G) and 16 (R1, D): lr x k/(k+1), betas ** (k/(k+1)); other
+    families keep their settings."""
+    from pipeline.config import load_config
+    from pipeline.train.schedule import optimizer_settings
+
+    settings = ["model.family=stylegan2", "regularize.r1=10", "regularize.r1_every=16",
+                "regularize.path_length=2", "train.lr_g=0.0025", "train.lr_d=0.0025",
+                "train.betas_g=[0.0, 0.99]", "train.betas_d=[0.0, 0.99]"]  # fmt: skip
+    rates = optimizer_settings(load_config(None, settings))
+    assert rates["g"][0] == pytest.approx(0.0025 * 4 / 5)
+    assert rates["g"][1] == pytest.approx((0.0, 0.99 ** (4 / 5)))
+    assert rates["d"][0] == pytest.approx(0.0025 * 16 / 17)
+    assert rates["d"][1] == pytest.approx((0.0, 0.99 ** (16 / 17)))
+    plain = optimizer_settings(load_config(None, ["regularize.r1=10", "regularize.r1_every=16"]))
+    assert plain["d"] == (4e-4, (0.0, 0.999))

@@ -38,7 +38,7 @@ from pipeline.train.nonfinite import NonFiniteGuard
 from pipeline.train.profiling import StepProfiler
 from pipeline.train.progress import Progress
 from pipeline.train.rollback import intervene, restore_finite
-from pipeline.train.schedule import lr_factor, set_learning_rates
+from pipeline.train.schedule import lr_factor, optimizer_settings, set_learning_rates
 from pipeline.train.state import restore, save
 from pipeline.train.steps import GAN, discriminator_step, generator_step
 from pipeline.train.stop import StopRequest
@@ -62,8 +62,9 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         layout = torch.channels_last
         G, D = G.to(memory_format=layout), D.to(memory_format=layout)
     device_type = default_device_type()
-    opt_g = adam(G.parameters(), cfg.lr_g, tuple(cfg.betas_g), device_type, cfg.adam_eps)
-    opt_d = adam(D.parameters(), cfg.lr_d, tuple(cfg.betas_d), device_type, cfg.adam_eps)
+    rates = optimizer_settings(config)
+    opt_g = adam(G.parameters(), *rates["g"], device_type, cfg.adam_eps)
+    opt_d = adam(D.parameters(), *rates["d"], device_type, cfg.adam_eps)
     parts = prepare(config, G, D, opt_g, opt_d, growing=FAMILIES[config.model.family].progressive)
     g_accelerator, d_accelerator, G, D, opt_g, opt_d = parts
     accelerator = g_accelerator  # the loop's: devices, reductions, waits, logging
@@ -147,7 +148,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     while progress.step < cfg.steps and not budget.exhausted:
         learning_rate = lr_factor(progress.step, cfg.steps, cfg.lr_decay_from)
         learning_rate *= progress.lr_scale
-        set_learning_rates([(gan.opt_g, cfg.lr_g), (gan.opt_d, cfg.lr_d)], learning_rate)
+        set_learning_rates([(gan.opt_g, rates["g"][0]), (gan.opt_d, rates["d"][0])], learning_rate)
         if growth:  # progressive growing: the stage follows the images shown
             level, alpha = growth.apply(progress.images_seen, gan.g_bare, gan.d_bare, ema.model)
         updates = []
@@ -209,7 +210,7 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         if watching and collapse.watch(gan, tracker, step):
             config, rolled_back = intervene(gan, ema, run_dir, collapse, config, dataset, progress,
                                             tracker)  # fmt: skip
-            cfg = config.train
+            cfg, rates = config.train, optimizer_settings(config)
             if rolled_back:  # go on from the healthy checkpoint's step
                 bar.n = progress.step
                 continue
