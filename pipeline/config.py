@@ -99,6 +99,8 @@ class TrainConfig:
     kl_weight: float = bounded(1.0, 0.0)  # vaegan: KL of the encoder to the prior
     ema_decay: float = bounded(0.999, 0.0, 1.0)
     ema_start: int = bounded(0, 0)  # steps during which the EMA copies G instead of averaging
+    ema_half_life: int = bounded(0, 0)  # images; > 0: StyleGAN2's EMA instead of ema_decay
+    ema_rampup: float = bounded(0.0, 0.0)  # cap the half-life at this x images seen; 0 = off
     mixed_precision: str = choice("no", "bf16")
     sync_bn: bool = False  # batch-norm statistics over all processes' batches (cross-replica)
     deterministic: bool = False  # deterministic kernels: a resumed run matches bit for bit

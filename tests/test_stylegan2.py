@@ -133,3 +133,16 @@ def test_lazy_regularization_scales_the_optimizer_as_the_paper_does():
     assert rates["d"][1] == pytest.approx((0.0, 0.99 ** (16 / 17)))
     plain = optimizer_settings(load_config(None, ["regularize.r1=10", "regularize.r1_every=16"]))
     assert plain["d"] == (4e-4, (0.0, 0.999))
+
+
+def test_the_ema_half_life_is_counted_in_images_and_ramps_up():
+    """StyleGAN2's CIFAR setting: half-life 500k images, ramp-up 0.05, 64 images a step: the
+    decay halves the weight of the past every half-life, capped early by 5% of images seen."""
+    from pipeline.train.ema import EMA
+
+    ema = EMA(torch.nn.Linear(1, 1), 0.999, half_life=500_000, rampup=0.05, images_per_step=64)
+    assert ema.decay_at(0) == pytest.approx(0.5 ** (64 / (64 * 0.05)))
+    late = 1_000_000  # steps: 64M images, far past the ramp
+    assert ema.decay_at(late) == pytest.approx(0.5 ** (64 / 500_000))
+    assert ema.decay_at(late) ** (500_000 / 64) == pytest.approx(0.5)
+    assert ema.decay_at(1000) < ema.decay_at(10_000) < ema.decay_at(late)

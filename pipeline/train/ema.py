@@ -15,16 +15,28 @@ class EMA:
     copied: an average of unit vectors is shorter than one, and the norm it estimates from
     them would scale every normalised weight up. Before `start` steps the average
     just tracks the live weights; after it, the decay ramps up as (1 + k) / (10 + k) towards
-    `decay`, so the average never drags in weights from long before the current ones."""
+    `decay`, so the average never drags in weights from long before the current ones.
+    StyleGAN2's form instead, when `half_life` (images) is set: a decay of
+    0.5 ** (images per step / half-life), the half-life capped at `rampup` x the images seen
+    so far when `rampup` is set."""
 
-    def __init__(self, model: nn.Module, decay: float, start: int = 0):
+    def __init__(self, model: nn.Module, decay: float, start: int = 0, half_life: int = 0,
+                 rampup: float = 0.0, images_per_step: int = 1):  # fmt: skip
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay, self.start = decay, start
+        self.half_life, self.rampup, self.images_per_step = half_life, rampup, images_per_step
         self._source: nn.Module | None = None  # the live model the pairs below belong to
 
     def decay_at(self, step: int) -> float:
         k = step - self.start
-        return 0.0 if k < 0 else min(self.decay, (1 + k) / (10 + k))
+        if k < 0:
+            return 0.0
+        if self.half_life:
+            half_life = self.half_life
+            if self.rampup:
+                half_life = min(half_life, (step + 1) * self.images_per_step * self.rampup)
+            return 0.5 ** (self.images_per_step / max(half_life, 1e-8))
+        return min(self.decay, (1 + k) / (10 + k))
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:

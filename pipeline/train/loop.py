@@ -93,7 +93,9 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
     gan = GAN(*parts, toolbox, cfg.grad_accum, bf16, memory_format=layout)
     if cfg.compile:
         gan.compile(cfg.compile_mode)
-    ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start)
+    global_batch = cfg.batch_size * world * cfg.grad_accum
+    ema = EMA(gan.g_bare, cfg.ema_decay, cfg.ema_start, cfg.ema_half_life, cfg.ema_rampup,
+              global_batch)  # fmt: skip
     growth = growth_for(config.model, gan.g_bare, cfg.phase_images)
 
     progress, counters, mine = Progress(), {}, {}
@@ -117,7 +119,6 @@ def train(config: Config, run_dir: Path, resume: bool = False) -> bool:
         state=mine.get("data"),
     )
     tracker = Tracker(accelerator, config, run_dir, info["run_id"])
-    global_batch = cfg.batch_size * world * cfg.grad_accum
     if main:
         tracker.log({"global_batch": global_batch, "processes": world}, progress.step)
         print(
