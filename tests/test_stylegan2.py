@@ -1,11 +1,17 @@
 """StyleGAN2's networks (pipeline/models/stylegan2.py): the official parameter counts, the
 modulated convolution against its formula and a per-sample loop, style mixing, truncation."""
 
+import json
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
+from conftest import ganpipe
 
 from pipeline.models.stylegan2 import Discriminator, Generator, modulated_conv2d
+from pipeline.runs import checkpoint
 
 
 def count(network: torch.nn.Module) -> int:
@@ -146,3 +152,51 @@ def test_the_ema_half_life_is_counted_in_images_and_ramps_up():
     assert ema.decay_at(late) == pytest.approx(0.5 ** (64 / 500_000))
     assert ema.decay_at(late) ** (500_000 / 64) == pytest.approx(0.5)
     assert ema.decay_at(1000) < ema.decay_at(10_000) < ema.decay_at(late)
+
+
+@pytest.mark.slow
+def test_a_small_stylegan2_trains_with_its_regularizers_resumes_and_evaluates(digits16, tmp_path):
+    """Lazy R1 and path length (both due within the run), the half-life EMA, style mixing:
+    the run ends finite, its checkpoint holds the path-length mean, a resume continues and
+    `ganpipe eval` draws the same samples twice (fixed noise outside training)."""
+    settings = {
+        "data": {"dir": str(digits16)},
+        "model": {"family": "stylegan2", "z_dim": 16, "width": 16, "d_width": 16,
+                  "channel_base": 256, "mapping_layers": 2, "minibatch_stddev": 4,
+                  "spectral_norm_d": False},
+        "train": {"steps": 8, "batch_size": 8, "loss": "nonsat", "lr_g": 0.0025,
+                  "lr_d": 0.0025, "betas_g": [0.0, 0.99], "betas_d": [0.0, 0.99],
+                  "ema_half_life": 1000, "ema_rampup": 0.05, "log_every": 4,
+                  "eval_every": 8, "sample_every": 8, "checkpoint_every": 4},
+        "regularize": {"r1": 0.1, "r1_every": 4, "path_length": 2.0, "path_length_every": 4},
+        "eval": {"n_samples": 100, "n_samples_during_training": 100, "grid_size": 16},
+        "tracking": {"wandb": False},
+    }  # fmt: skip
+    config, run = tmp_path / "sg2.yaml", tmp_path / "run"
+    config.write_text(yaml.safe_dump(settings))
+    ganpipe("train", "--config", config, "--run-dir", run)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r for r in records if "loss_g" in r]
+    assert [r["step"] for r in losses] == [4, 8] and all(math.isfinite(r["loss_g"]) for r in losses)
+    state = checkpoint.load(checkpoint.latest(run) / checkpoint.STATE)
+    assert state["toolbox"]["path_length.mean"] > 0  # measured at steps 0 and 4
+    ganpipe("train", "--run-dir", run, "--resume", "train.steps=12")
+    assert checkpoint.manifest_of(checkpoint.latest(run))["step"] == 12
+    first, second = (json.loads(ganpipe("eval", "--run", run).stdout) for _ in range(2))
+    assert first["fid"] == second["fid"] and first["fid"] > 0
+
+
+def test_the_path_length_is_the_length_of_the_jacobian_transposed_times_a_direction():
+    from pipeline.train.regularizers import path_lengths
+
+    torch.manual_seed(0)
+    generator = small_generator().eval().double()
+    ws = generator.ws(torch.randn(1, 8, dtype=torch.float64), None).detach().requires_grad_(True)
+    images = generator.synthesis(ws, "const")
+    directions = torch.randn_like(images)
+    length = path_lengths(images, ws, directions)
+    jacobian = torch.autograd.functional.jacobian(lambda w: generator.synthesis(w, "const"), ws)
+    transposed = (jacobian * directions[..., None, None, None]).sum(dim=(0, 1, 2, 3))  # (1, L, D)
+    assert length.item() == pytest.approx(transposed.square().sum(-1).mean().sqrt().item())
+    (grad,) = torch.autograd.grad(length.sum(), generator.blocks[0].conv1.weight)
+    assert grad.abs().sum() > 0  # the penalty reaches the synthesis weights

@@ -81,6 +81,13 @@ class VAEReconstruction:
         return self.recon_weight * recon + self.kl_weight * kl + adversarial
 
 
+def path_lengths(images: torch.Tensor, ws: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """Per sample, the length of J^T u for the image-space directions u (J: d images / d ws),
+    over w's width, averaged over the layers' ws as StyleGAN2 does; kept in the graph."""
+    (grads,) = torch.autograd.grad((images * directions).sum(), ws, create_graph=True)
+    return grads.float().square().sum(2).mean(1).sqrt()
+
+
 class PathLength(nn.Module):
     """StyleGAN2's path-length regularization: for random image-space directions u, the
     length of J_w^T u (J: the synthesis network's Jacobian at w) is pulled towards its running
@@ -102,7 +109,6 @@ class PathLength(nn.Module):
         ws = generator.ws(z, y)
         images = generator.synthesis(ws, "random")
         directions = torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
-        (grads,) = torch.autograd.grad((images * directions).sum(), ws, create_graph=True)
-        lengths = grads.float().square().sum(2).mean(1).sqrt()
+        lengths = path_lengths(images, ws, directions)
         self.mean.copy_(self.mean.lerp(self.reduce(lengths.mean().detach()), self.decay))
         return self.weight * self.every * (lengths - self.mean).square().mean()
