@@ -162,8 +162,7 @@ def test_a_small_stylegan2_trains_with_its_regularizers_resumes_and_evaluates(di
     settings = {
         "data": {"dir": str(digits16)},
         "model": {"family": "stylegan2", "z_dim": 16, "width": 16, "d_width": 16,
-                  "channel_base": 256, "mapping_layers": 2, "minibatch_stddev": 4,
-                  "spectral_norm_d": False},
+                  "channel_base": 256, "mapping_layers": 2, "minibatch_stddev": 4},
         "train": {"steps": 8, "batch_size": 8, "loss": "nonsat", "lr_g": 0.0025,
                   "lr_d": 0.0025, "betas_g": [0.0, 0.99], "betas_d": [0.0, 0.99],
                   "ema_half_life": 1000, "ema_rampup": 0.05, "log_every": 4,
