@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     )
     families = bench.add_parser("families", help="every family's digits config: FID and time")
     families.add_argument("--out", type=Path, default=Path("bench/families"))
-    families.add_argument("--families", default="dcgan,biggan,progan,vaegan")
+    families.add_argument("--families", default="dcgan,biggan,progan,vaegan,stylegan2")
     families.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
     quality = bench.add_parser("quality", help="digits-FID against compute time, with a baseline")
     quality.add_argument("--out", type=Path, default=Path("bench/quality"))

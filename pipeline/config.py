@@ -73,6 +73,7 @@ class ModelConfig:
     style_mixing: float = bounded(0.9, 0.0, 1.0)  # share of training batches with two ws
     d_architecture: str = choice("resnet", "orig")  # D blocks with or without a shortcut
     conv_clamp: float = bounded(0.0, 0.0)  # clamp activations to +-this (bf16); 0 = off
+    bf16_resolutions: int = bounded(4, 0)  # under bf16: so many top resolutions in it, rest fp32
     init: str = choice("default", "normal", "orthogonal", "xavier")  # conv/linear weights
     # Discriminator options against collapse (every family):
     minibatch_stddev: int = bounded(0, 0)  # group size of a minibatch-stddev feature; 0 = off

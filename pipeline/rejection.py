@@ -24,7 +24,7 @@ from torch import nn
 from pipeline.config import RejectionConfig
 from pipeline.data.reader import training_batches
 from pipeline.optimizers import adam
-from pipeline.sampling import latents
+from pipeline.sampling import latents, truncation_of
 
 CALIBRATION = 10_000  # candidates whose ratios set M
 # M is the ratios' 99th percentile, not their maximum (an outlier of a noisy estimate); the
@@ -81,25 +81,28 @@ def rejection_sample(
     generator, critic = generator.to(device).eval(), critic.to(device).eval()
     draws = torch.Generator().manual_seed(seed)
 
-    def candidates() -> Iterator[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]:
+    def candidates(
+        z_truncation: float,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]:
         while True:
-            z, y = latents(batch_size, generator.z_dim, generator.n_classes, draws, truncation)
+            z, y = latents(batch_size, generator.z_dim, generator.n_classes, draws, z_truncation)
             y = None if y is None else y.to(device)
             x = generator(z.to(device), y)
             yield x.float().cpu(), None if y is None else y.cpu(), critic(x, y).float().cpu()
 
-    stream = candidates()
-    calibration = list(itertools.islice(stream, math.ceil(CALIBRATION / batch_size)))
-    top = torch.quantile(torch.cat([logits.flatten() for *_, logits in calibration]), QUANTILE)
-    kept_x, kept_y, kept, tried = [], [], 0, 0
-    for x, y, logits in itertools.chain(calibration, stream):
-        chance = torch.exp(((logits.flatten() - top) / temperature).clamp(max=0))
-        keep = torch.rand(len(chance), generator=draws) < chance
-        kept_x.append(x[keep])
-        kept_y.append(None if y is None else y[keep])
-        kept, tried = kept + int(keep.sum()), tried + len(keep)
-        if kept >= n:
-            break
+    with truncation_of(generator, truncation) as z_truncation:
+        stream = candidates(z_truncation)
+        calibration = list(itertools.islice(stream, math.ceil(CALIBRATION / batch_size)))
+        top = torch.quantile(torch.cat([logits.flatten() for *_, logits in calibration]), QUANTILE)
+        kept_x, kept_y, kept, tried = [], [], 0, 0
+        for x, y, logits in itertools.chain(calibration, stream):
+            chance = torch.exp(((logits.flatten() - top) / temperature).clamp(max=0))
+            keep = torch.rand(len(chance), generator=draws) < chance
+            kept_x.append(x[keep])
+            kept_y.append(None if y is None else y[keep])
+            kept, tried = kept + int(keep.sum()), tried + len(keep)
+            if kept >= n:
+                break
     samples = torch.cat(kept_x)[:n]
     labels = None if generator.n_classes == 0 else torch.cat(kept_y)[:n]
     return samples, labels, kept / tried

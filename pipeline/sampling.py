@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+from pipeline.models import stylegan2
 
 
 def latents(
@@ -21,6 +25,21 @@ def latents(
     return z, torch.arange(n) % n_classes if n_classes else None
 
 
+@contextmanager
+def truncation_of(generator: nn.Module, truncation: float) -> Iterator[float]:
+    """What `truncation` means for this generator; yields the threshold left for z. StyleGAN2
+    pulls each w towards its tracked mean (psi = truncation in (0, 1); its z is not cut), the
+    others redraw z beyond +-truncation. 0 is off for both."""
+    if truncation == 0 or not isinstance(generator, stylegan2.Generator):
+        yield truncation
+        return
+    before, generator.truncation = generator.truncation, truncation
+    try:
+        yield 0.0
+    finally:
+        generator.truncation = before
+
+
 @torch.no_grad()
 def generate(
     generator: nn.Module,
@@ -34,14 +53,15 @@ def generate(
     """`n` samples on the CPU (float32), with their labels when the generator is conditional.
     With `share` = (rank, processes), this process draws only batches rank, rank + processes,
     ... of the same `n` (see `interleave`), so the whole does not depend on the split."""
-    z, y = latents(n, generator.z_dim, generator.n_classes, seed, truncation)
     rank, processes = share
     was_training = generator.training
     generator.eval()
     chunks = []
-    for i in range(rank * batch_size, n, batch_size * processes):
-        yb = None if y is None else y[i : i + batch_size].to(device)
-        chunks.append(generator(z[i : i + batch_size].to(device), yb).float().cpu())
+    with truncation_of(generator, truncation) as z_truncation:
+        z, y = latents(n, generator.z_dim, generator.n_classes, seed, z_truncation)
+        for i in range(rank * batch_size, n, batch_size * processes):
+            yb = None if y is None else y[i : i + batch_size].to(device)
+            chunks.append(generator(z[i : i + batch_size].to(device), yb).float().cpu())
     generator.train(was_training)
     return (torch.cat(chunks) if chunks else torch.empty(0)), y  # empty: more ranks than batches
 

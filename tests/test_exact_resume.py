@@ -130,6 +130,9 @@ IMAGE_MODELS = {  # tiny on purpose, conditional, with ADA and lazy R1: the stat
     "progan": ("digits16", {"family": "progan", "width": 4, "d_width": 4}),
     "biggan": ("digits32", {"family": "biggan", "width": 2, "d_width": 2, "attention": 16,
                             "shared_dim": 8, "spectral_norm_g": True}),
+    # style mixing and per-pixel noise draw from the generator's random stream each step
+    "stylegan2": ("digits16", {"family": "stylegan2", "width": 8, "d_width": 8,
+                               "channel_base": 64, "mapping_layers": 2, "minibatch_stddev": 4}),
 }  # fmt: skip
 
 

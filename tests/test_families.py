@@ -15,6 +15,8 @@ FAMILIES = {  # tiny on purpose: these runs prove the plumbing, not the quality
     "biggan": "{family: biggan, z_dim: 8, width: 2, d_width: 2, conditional: true, "
     "spectral_norm_g: true, attention: 16, shared_dim: 8, init: orthogonal}",
     "vaegan": "{family: vaegan, z_dim: 8, width: 4, d_width: 4, conditional: true}",
+    "stylegan2": "{family: stylegan2, z_dim: 8, width: 8, d_width: 8, channel_base: 64, "
+    "mapping_layers: 2, conditional: true, bf16_resolutions: 1}",
 }
 TRAIN = """
 train: {steps: 4, batch_size: 8, checkpoint_every: 2, eval_every: 4,
@@ -101,6 +103,7 @@ eval: {n_samples: 100, n_samples_during_training: 100, grid_size: 10}
 tracking: {wandb: false}
 """
 D_OPTIONS = "pack: 2, minibatch_stddev: 2, d_dropout: 0.1"
+STYLE_D_OPTIONS = "pack: 2, minibatch_stddev: 2"  # stylegan2's D has no dropout
 
 
 @pytest.mark.parametrize("family", ["dcgan", *sorted(FAMILIES)])
@@ -113,7 +116,8 @@ def test_every_family_trains_with_the_whole_toolbox(family, digits32, tmp_path):
         family, "{family: dcgan, z_dim: 8, width: 4, d_width: 4, conditional: true}"
     )
     config = tmp_path / "c.yaml"
-    config.write_text(f"data: {{dir: {digits32}}}\nmodel: {model[:-1]}, {D_OPTIONS}}}\n{TOOLBOX}")
+    options = STYLE_D_OPTIONS if family == "stylegan2" else D_OPTIONS
+    config.write_text(f"data: {{dir: {digits32}}}\nmodel: {model[:-1]}, {options}}}\n{TOOLBOX}")
     run = tmp_path / "run"
     ganpipe("train", "--config", config, "--run-dir", run)
     records = [json.loads(line) for line in (run / "metrics.jsonl").open()]

@@ -4,14 +4,17 @@ modulated convolution against its formula and a per-sample loop, style mixing, t
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 import yaml
 from conftest import ganpipe
 
+from pipeline.export import load_generator
 from pipeline.models.stylegan2 import Discriminator, Generator, modulated_conv2d
 from pipeline.runs import checkpoint
+from pipeline.sampling import generate
 
 
 def count(network: torch.nn.Module) -> int:
@@ -183,6 +186,57 @@ def test_a_small_stylegan2_trains_with_its_regularizers_resumes_and_evaluates(di
     assert checkpoint.manifest_of(checkpoint.latest(run))["step"] == 12
     first, second = (json.loads(ganpipe("eval", "--run", run).stdout) for _ in range(2))
     assert first["fid"] == second["fid"] and first["fid"] > 0
+
+    def sample(*options) -> np.ndarray:
+        out = tmp_path / f"samples{len(options)}.npz"
+        ganpipe("sample", "--run", run, "--n", 64, "--seed", 3, "--out", out, *options)
+        return np.load(out)["samples"]
+
+    plain, truncated = sample(), sample("--truncation", 0.3)  # psi 0.3: w near its mean
+    assert truncated.std(axis=0).mean() < 0.6 * plain.std(axis=0).mean()
+    ganpipe("export", "--run", run, "--out", tmp_path / "gen")  # tracked mean, fixed noise
+    exported, _ = generate(load_generator(tmp_path / "gen.json"), 64, seed=3)
+    assert np.array_equal(exported.numpy(), plain)
+
+
+def test_under_bf16_only_the_highest_resolutions_compute_in_it():
+    """As NVlabs keep the low resolutions in fp32: with bf16_resolutions=1 at 16 px only G's
+    16 px block and D's 16 px block run in bf16; the mapping networks and D's 4x4 epilogue
+    stay in fp32, and so do D's scores."""
+    labels = torch.tensor([0, 1, 2, 0])
+    generator = Generator((1, 16, 16), z_dim=8, w_dim=8, n_classes=3, mapping_layers=2,
+                          channel_base=64, channel_max=8, bf16_resolutions=1)  # fmt: skip
+    discriminator = Discriminator((1, 16, 16), n_classes=3, channel_base=64, channel_max=8,
+                                  mbstd_group=2, bf16_resolutions=1)  # fmt: skip
+    dtypes = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            dtypes[name] = (output[0] if isinstance(output, tuple) else output).dtype
+
+        return hook
+
+    generator.mapping.register_forward_hook(record("G mapping"))
+    for block in generator.blocks:
+        block.register_forward_hook(record(f"G {block.conv1.resolution}"))
+    for side, block in zip((16, 8), discriminator.blocks, strict=True):
+        block.register_forward_hook(record(f"D {side}"))
+    discriminator.conv.register_forward_hook(record("D 4"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = discriminator(generator(torch.randn(4, 8), labels), labels)
+    bf16, fp32 = torch.bfloat16, torch.float32
+    assert dtypes == {"G mapping": fp32, "G 4": fp32, "G 8": fp32, "G 16": bf16,
+                      "D 16": bf16, "D 8": fp32, "D 4": fp32}  # fmt: skip
+    assert scores.dtype == fp32 and torch.isfinite(scores).all()
+
+
+def test_the_cifar10_config_builds_the_official_networks():
+    info = json.loads(ganpipe("model-info", "--config", "configs/stylegan2-cifar10.yaml").stdout)
+    assert (info["G"], info["D"]) == (19_947_539, 20_720_641)
+    conditional = ganpipe(
+        "model-info", "--config", "configs/stylegan2-cifar10.yaml", "model.conditional=true"
+    )
+    assert json.loads(conditional.stdout)["G"] == 20_215_315
 
 
 def test_the_path_length_is_the_length_of_the_jacobian_transposed_times_a_direction():

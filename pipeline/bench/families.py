@@ -17,6 +17,7 @@ CONFIGS = {
     "biggan": "configs/biggan-digits.yaml",
     "progan": "configs/progan-digits.yaml",
     "vaegan": "configs/vaegan-digits.yaml",
+    "stylegan2": "configs/stylegan2-digits.yaml",
 }
 
 

@@ -35,6 +35,7 @@ CONFIGS = {  # entry -> the shipped digits config it trains
     "biggan": "configs/biggan-digits.yaml",
     "progan": "configs/progan-digits.yaml",
     "vaegan": "configs/vaegan-digits.yaml",
+    "stylegan2": "configs/stylegan2-digits.yaml",
 }
 BASELINES = {"classic-16": 16, "classic-32": 32}  # the classic DCGAN at ngf = ndf = width
 ENTRIES = [*CONFIGS, *BASELINES]

@@ -199,7 +199,8 @@ class ImageProtocol(Protocol):
             f"dataset {dataset_hash(self.dataset.dir)}",
             "floor": floor_text,
             "kid": f"{min(1000, paired)} per subset, 100 subsets, cubic polynomial kernel",
-            "inception_score": "10 splits" if extractor.has_logits
+            "inception_score": "10 splits"
+            if extractor.has_logits
             else "not reported: the network has no classification layer",
             "prdc": f"precision/recall k=3, density/coverage k=5, {paired} generated vs "
             f"{paired} reference",

@@ -86,11 +86,13 @@ def _stylegan2(model: ModelConfig, s: Shapes) -> tuple[nn.Module, nn.Module]:
         s.sample, z_dim=model.z_dim, n_classes=s.classes, w_dim=model.z_dim,
         mapping_layers=model.mapping_layers, channel_base=model.channel_base,
         channel_max=model.width, conv_clamp=clamp, style_mixing=model.style_mixing,
+        bf16_resolutions=model.bf16_resolutions,
     )  # fmt: skip
     d = stylegan2.Discriminator(
         s.d_sample, n_classes=s.classes, architecture=model.d_architecture,
         channel_base=model.channel_base, channel_max=model.d_width,
         mbstd_group=model.minibatch_stddev, conv_clamp=clamp,
+        bf16_resolutions=model.bf16_resolutions,
     )  # fmt: skip
     return g, d
 
@@ -110,6 +112,7 @@ def _mlp(model: ModelConfig, s: Shapes) -> tuple[nn.Module, nn.Module]:
 SPECTRAL = frozenset({"spectral_norm_g", "spectral_norm_d"})
 STYLE_OPTIONS = frozenset(
     {"channel_base", "mapping_layers", "style_mixing", "d_architecture", "conv_clamp"}
+    | {"bf16_resolutions"}
 )
 FAMILIES = {
     "dcgan": Family("image", _dcgan, SPECTRAL),

@@ -9,10 +9,14 @@ configures it, so its parameter counts are the official networks'.
 - Discriminator: residual (or plain `orig`) blocks with FIR down-sampling, minibatch
   standard deviation, equalized learning rate; projection conditioning (a mapped class
   embedding dotted with the last features) when conditional.
+- Mixed precision as NVlabs run it: under bf16 autocast only the `bf16_resolutions` highest
+  resolutions of G and D compute in bf16; the mapping networks, the low resolutions and D's
+  4x4 epilogue stay in fp32 (where few channels carry the most weight per value).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -184,6 +188,24 @@ def channels_at(resolution: int, base: int, most: int) -> int:
     return min(base // resolution, most)
 
 
+def fp32_if(full_precision: bool, device_type: str):
+    """Autocast off for a part that must run in fp32; otherwise the caller's setting."""
+    if full_precision:
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def as_fp32(x: torch.Tensor | None) -> torch.Tensor | None:
+    """bf16 and fp16 to fp32; fp32 and fp64 as they are."""
+    return None if x is None else x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def fp32_blocks(blocks: nn.ModuleList, bf16_resolutions: int, lowest_first: bool) -> list[bool]:
+    """Per block, whether it stays in fp32: all but the `bf16_resolutions` highest."""
+    high = [i >= len(blocks) - bf16_resolutions for i in range(len(blocks))]
+    return [not h for h in (high if lowest_first else high[::-1])]
+
+
 def normalize_2nd_moment(x: torch.Tensor) -> torch.Tensor:
     return x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
 
@@ -208,11 +230,13 @@ class MappingNetwork(nn.Module):
     def forward(self, z: torch.Tensor | None, y: torch.Tensor | None,
                 track: bool = True) -> torch.Tensor:  # fmt: skip
         """`track`: update the mean of w (while training; not for style mixing's extra w)."""
-        parts = [] if z is None else [normalize_2nd_moment(z)]
-        if self.embed is not None:
-            onehot = F.one_hot(y.long(), self.n_classes).to(self.embed.weight.dtype)
-            parts.append(normalize_2nd_moment(self.embed(onehot)))
-        w = self.layers(torch.cat(parts, dim=1))
+        device = (z if z is not None else y).device.type
+        with fp32_if(True, device):  # z's normalisation and lr x0.01 layers: fp32 always
+            parts = [] if z is None else [normalize_2nd_moment(as_fp32(z))]
+            if self.embed is not None:
+                onehot = F.one_hot(y.long(), self.n_classes).to(self.embed.weight.dtype)
+                parts.append(normalize_2nd_moment(self.embed(onehot)))
+            w = self.layers(torch.cat(parts, dim=1))
         if track and self.training and self.w_avg_beta is not None:
             self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
         return w
@@ -223,7 +247,8 @@ class Generator(nn.Module):
 
     def __init__(self, shape, z_dim: int = 512, n_classes: int = 0, w_dim: int = 512,
                  mapping_layers: int = 8, channel_base: int = 32768, channel_max: int = 512,
-                 conv_clamp: float | None = None, style_mixing: float = 0.9):  # fmt: skip
+                 conv_clamp: float | None = None, style_mixing: float = 0.9,
+                 bf16_resolutions: int = 4):  # fmt: skip
         super().__init__()
         channels, resolution = shape[0], shape[-1]
         self.z_dim, self.n_classes = z_dim, n_classes
@@ -234,6 +259,7 @@ class Generator(nn.Module):
             c_out = channels_at(side, channel_base, channel_max)
             self.blocks.append(SynthesisBlock(c_in, c_out, w_dim, side, channels, conv_clamp))
             side *= 2
+        self.fp32 = fp32_blocks(self.blocks, bf16_resolutions, lowest_first=True)
         self.num_ws = sum(block.num_conv for block in self.blocks) + 1
         self.mapping = MappingNetwork(z_dim, n_classes, w_dim, mapping_layers)
         self.style_mixing = style_mixing
@@ -256,8 +282,12 @@ class Generator(nn.Module):
     def synthesis(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
         x = image = None
         first = 0
-        for block in self.blocks:
-            x, image = block(x, image, ws[:, first : first + block.num_conv + 1], noise_mode)
+        for block, fp32 in zip(self.blocks, self.fp32, strict=True):
+            block_ws = ws[:, first : first + block.num_conv + 1]
+            with fp32_if(fp32, ws.device.type):
+                if fp32:
+                    x, image, block_ws = as_fp32(x), as_fp32(image), as_fp32(block_ws)
+                x, image = block(x, image, block_ws, noise_mode)
             first += block.num_conv
         return image
 
@@ -296,7 +326,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, shape, n_classes: int = 0, architecture: str = "resnet",
                  channel_base: int = 32768, channel_max: int = 512, mbstd_group: int = 4,
-                 conv_clamp: float | None = None):  # fmt: skip
+                 conv_clamp: float | None = None, bf16_resolutions: int = 4):  # fmt: skip
         """`mbstd_group`: samples per minibatch-stddev group; 0 leaves the feature out."""
         super().__init__()
         channels, resolution = shape[0], shape[-1]
@@ -311,6 +341,7 @@ class Discriminator(nn.Module):
                 DiscriminatorBlock(c_in, c_tmp, c_out, channels, architecture, conv_clamp)
             )
             side //= 2
+        self.fp32 = fp32_blocks(self.blocks, bf16_resolutions, lowest_first=False)
         c4 = channels_at(4, channel_base, channel_max)
         self.cmap_dim = c4 if n_classes else 0
         self.mapping = (
@@ -322,16 +353,22 @@ class Discriminator(nn.Module):
         self.out = EqualLinear(c4, self.cmap_dim or 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        if self.mbstd_group:
-            x = minibatch_stddev(x, self.mbstd_group)
-        x = self.conv(x)
-        return self.fc(x.flatten(1))
+        device = x.device.type
+        for block, fp32 in zip(self.blocks, self.fp32, strict=True):
+            with fp32_if(fp32, device):
+                x = block(as_fp32(x) if fp32 else x)
+        with fp32_if(True, device):  # the 4x4 epilogue
+            x = as_fp32(x)
+            if self.mbstd_group:
+                x = minibatch_stddev(x, self.mbstd_group)
+            x = self.conv(x)
+            return self.fc(x.flatten(1))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.out(self.features(x))
-        if self.mapping is None:
-            return out.squeeze(1)
-        cmap = self.mapping(None, y)
-        return (out * cmap).sum(dim=1) / math.sqrt(self.cmap_dim)
+        features = self.features(x)
+        with fp32_if(True, x.device.type):
+            out = self.out(features)
+            if self.mapping is None:
+                return out.squeeze(1)
+            cmap = self.mapping(None, y)
+            return (out * cmap).sum(dim=1) / math.sqrt(self.cmap_dim)
