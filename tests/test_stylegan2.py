@@ -253,3 +253,13 @@ def test_the_path_length_is_the_length_of_the_jacobian_transposed_times_a_direct
     assert length.item() == pytest.approx(transposed.square().sum(-1).mean().sqrt().item())
     (grad,) = torch.autograd.grad(length.sum(), generator.blocks[0].conv1.weight)
     assert grad.abs().sum() > 0  # the penalty reaches the synthesis weights
+
+
+def test_no_parameter_is_zero_dimensional():
+    """DeepSpeed broadcasts each parameter through a byte view, which a 0-d tensor refuses
+    (the noise strengths were scalars, and ZeRO runs failed at start-up)."""
+    pair = (
+        Generator((1, 16, 16), z_dim=8, w_dim=8, channel_base=64, channel_max=8),
+        Discriminator((1, 16, 16), channel_base=64, channel_max=8),
+    )
+    assert all(p.dim() > 0 for network in pair for p in network.parameters())

@@ -125,7 +125,8 @@ class SynthesisLayer(nn.Module):
         super().__init__()
         self.affine = EqualLinear(w_dim, c_in, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(c_out, c_in, 3, 3))
-        self.noise_strength = nn.Parameter(torch.zeros([]))
+        # shape (1,), not a scalar: DeepSpeed cannot broadcast 0-d parameters
+        self.noise_strength = nn.Parameter(torch.zeros(1))
         self.bias = nn.Parameter(torch.zeros(c_out))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
         self.up, self.resolution, self.clamp = up, resolution, clamp
@@ -136,9 +137,9 @@ class SynthesisLayer(nn.Module):
         x = modulated_conv2d(x, self.weight, self.affine(w))
         if noise_mode == "random":
             noise = torch.randn(len(x), 1, self.resolution, self.resolution, device=x.device)
-            x = x + noise.to(x.dtype) * self.noise_strength
+            x = x + noise.to(x.dtype) * self.noise_strength.to(x.dtype)
         elif noise_mode == "const":
-            x = x + self.noise_const.to(x.dtype) * self.noise_strength
+            x = x + self.noise_const.to(x.dtype) * self.noise_strength.to(x.dtype)
         return activate(x, self.bias, self.clamp)
 
 
