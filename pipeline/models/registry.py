@@ -111,8 +111,14 @@ def _mlp(model: ModelConfig, s: Shapes) -> tuple[nn.Module, nn.Module]:
 
 SPECTRAL = frozenset({"spectral_norm_g", "spectral_norm_d"})
 STYLE_OPTIONS = frozenset(
-    {"channel_base", "mapping_layers", "style_mixing", "d_architecture", "conv_clamp"}
-    | {"bf16_resolutions"}
+    {
+        "channel_base",
+        "mapping_layers",
+        "style_mixing",
+        "d_architecture",
+        "conv_clamp",
+        "bf16_resolutions",
+    }
 )
 FAMILIES = {
     "dcgan": Family("image", _dcgan, SPECTRAL),
